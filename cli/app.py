@@ -1,0 +1,137 @@
+"""The `imgsearch` command. It parses, calls one library function, prints. Heavy imports (torch,
+SQLAlchemy, Qdrant) happen inside the commands so `imgsearch --help` is instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .output import out as _out, fail, print_hits, print_index_report, print_status, progress_bar
+
+app = typer.Typer(
+    name="imgsearch",
+    help="Search your photos with plain words: CLIP vectors in Qdrant, BLIP captions and reranking.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Data directory (env IMGSEARCH_HOME).")]
+ModelsOpt = Annotated[Optional[str], typer.Option("--models", help="Model profile: default or tiny (env IMGSEARCH_MODELS).")]
+QdrantOpt = Annotated[Optional[str], typer.Option("--qdrant-url", help="Use a Qdrant server instead of the embedded store.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _settings(home: Path | None, models: str | None, qdrant_url: str | None) -> Any:
+    from imgsearch.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    if models is not None:
+        overrides["models"] = models
+    if qdrant_url is not None:
+        overrides["qdrant_url"] = qdrant_url
+    return Settings(**overrides)
+
+
+def _guarded(fn: Any) -> Any:
+    from imgsearch.errors import ImgsearchError
+
+    try:
+        return fn()
+    except ImgsearchError as e:
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted; the next run picks up where this one stopped", 130)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to index.")],
+    no_captions: Annotated[bool, typer.Option("--no-captions", help="Only CLIP vectors; skip BLIP captions.")] = False,
+    precompute_rerank: Annotated[bool, typer.Option("--precompute-rerank", help="Also fill the ITM rerank cache.")] = False,
+    home: HomeOpt = None,
+    models: ModelsOpt = None,
+    qdrant_url: QdrantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Scan folders and bring the index in step: new, changed, moved and deleted images."""
+    settings = _settings(home, models, qdrant_url)
+
+    def run() -> Any:
+        from imgsearch.indexer import run_index
+
+        with progress_bar(enabled=not as_json) as progress:
+            return run_index(settings, paths, captions=not no_captions,
+                             precompute_rerank=precompute_rerank, progress=progress)
+
+    report = _guarded(run)
+    print_index_report(report, as_json)
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many results.")] = 10,
+    rerank_k: Annotated[int, typer.Option("--rerank-k", min=0, help="Rerank this many top CLIP hits with BLIP ITM (0: none).")] = 20,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="CLIP order only (same as --rerank-k 0).")] = False,
+    home: HomeOpt = None,
+    models: ModelsOpt = None,
+    qdrant_url: QdrantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find images that match TEXT, best first."""
+    settings = _settings(home, models, qdrant_url)
+
+    def run() -> Any:
+        from imgsearch.searcher import run_query
+
+        return run_query(settings, text, limit=limit, rerank_k=0 if no_rerank else rerank_k)
+
+    hits = _guarded(run)
+    print_hits(hits, as_json)
+
+
+@app.command()
+def status(
+    home: HomeOpt = None,
+    models: ModelsOpt = None,
+    qdrant_url: QdrantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the index holds, what is pending, what was skipped and why, where it all lives."""
+    settings = _settings(home, models, qdrant_url)
+
+    def run() -> Any:
+        from imgsearch.status import read_status
+
+        return read_status(settings)
+
+    print_status(_guarded(run), as_json)
+
+
+@app.command()
+def example(
+    folder: Annotated[Path, typer.Argument(help="Where to write the example pictures.")],
+    count: Annotated[int, typer.Option("--count", min=1, help="How many pictures.")] = 60,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generator (same seed, same pictures).")] = 7,
+) -> None:
+    """Write the bundled example collection (pictures of the shapes world the tiny models know)
+    to FOLDER, to try imgsearch offline: `imgsearch index FOLDER --models tiny`."""
+    from imgsearch.shapes.examples import write_examples
+
+    written = write_examples(folder, count, seed)
+    _out.print(f"wrote {written} pictures to {folder}; try: imgsearch index {folder} --models tiny")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Decode image bytes into what the models need: an RGB picture the right way up, its original
+size and when it was taken. Bad files raise `BadImageError` with a one-line reason the catalog
+keeps, so one broken photo never stops an indexing run.
+
+Pillow releases the GIL while it decodes, converts and transposes, so callers may run `decode`
+in a thread pool; nothing here takes a lock or touches shared state per call."""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
+
+from .errors import BadImageError
+
+MAX_PIXELS = 256_000_000  # more than any camera makes; beyond it a file is a bomb or a mistake
+MAX_ASPECT = 100  # longer side over shorter; past this a "photo" is a strip nobody searches for
+_REASON_CHARS = 160
+
+# Our own limit is the real one: lift Pillow's (which warns at 89 MP and refuses at 179 MP) to it,
+# so Pillow only ever complains about files we reject anyway, and silence that warning for good,
+# process-wide, because `warnings.catch_warnings` per call would not be thread-safe.
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+_FORMATS = ["JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
+try:  # optional, for iPhone photos; module import runs once, so the opener is registered once
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except Exception:  # not installed, or its native library is broken: index the rest anyway
+    pass
+else:
+    _SUFFIXES |= {".heic", ".heif"}
+    _FORMATS.append("HEIF")
+
+Image.init()
+# Only formats we mean to read: never hand a photo folder's junk to EPS (Ghostscript) and friends.
+_OPEN_FORMATS = tuple(f for f in _FORMATS if f in Image.OPEN)
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_SUFFIXES)
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+_EXIF_DATE = re.compile(r"(\d{4})[:\-/.](\d{2})[:\-/.](\d{2})[ T]+(\d{1,2}):(\d{2}):(\d{2})")
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An RGB image ready for the models (possibly downscaled), plus the original's facts."""
+
+    image: Image.Image
+    width: int  # original pixel size, after EXIF orientation
+    height: int
+    taken_at: datetime | None  # camera wall-clock time, naive; None when unknown
+
+
+def decode(data: bytes, *, min_side: int) -> DecodedImage:
+    """Decode `data`, letting JPEG's decoder downscale by 1/2, 1/4 or 1/8 as long as the shorter
+    side stays >= `min_side` (the models resize anyway; this halves the time for big photos).
+    Raises BadImageError, and nothing else, for anything that is not a usable image."""
+    if not data:
+        raise BadImageError("empty file")
+    # Half-grey truncated photos must never be indexed; undo anyone who switched this on.
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        return _decode(data, min_side)
+    except BadImageError:
+        raise
+    except UnidentifiedImageError:
+        kind = _sniff(data)
+        raise BadImageError(
+            f"corrupt or truncated {kind} file" if kind else "not an image (unrecognised content)"
+        ) from None
+    except Image.DecompressionBombError:
+        raise BadImageError(f"too many pixels (over {MAX_PIXELS // 1_000_000} MP)") from None
+    except MemoryError:
+        raise BadImageError("not enough memory to decode") from None
+    except Exception as e:  # any Pillow failure on hostile bytes is "this file is bad"
+        raise BadImageError(_reason(e, _sniff(data))) from e
+
+
+def _decode(data: bytes, min_side: int) -> DecodedImage:
+    im = Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise BadImageError(f"image has no pixels ({w}x{h})")
+    if w * h > MAX_PIXELS:
+        raise BadImageError(f"too many pixels ({w}x{h}, limit {MAX_PIXELS // 1_000_000} MP)")
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise BadImageError(f"absurd dimensions ({w}x{h})")
+    if im.format in ("JPEG", "MPO") and min_side > 0:
+        im.draft("RGB", (min_side, min_side))  # scale s = largest of 8,4,2,1 with short/s >= min_side
+    im.load()  # first frame of animations
+    orientation, taken_at = _exif_facts(im)
+    rgb = _to_rgb(im)
+    method = _TRANSPOSE.get(orientation)
+    if method is not None:
+        rgb = rgb.transpose(method)
+        if orientation >= 5:
+            w, h = h, w
+    return DecodedImage(image=rgb, width=w, height=h, taken_at=taken_at)
+
+
+def _exif_facts(im: Image.Image) -> tuple[int, datetime | None]:
+    """Orientation and capture time; broken EXIF costs the facts, never the photo."""
+    try:
+        exif = im.getexif()
+    except Exception:
+        return 1, None
+    try:
+        orientation = exif.get(ExifTags.Base.Orientation, 1)
+        orientation = orientation if isinstance(orientation, int) else 1
+    except Exception:
+        orientation = 1
+    taken_at = None
+    try:
+        taken_at = _parse_date(exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.DateTimeOriginal))
+    except Exception:
+        pass
+    if taken_at is None:
+        try:
+            taken_at = _parse_date(exif.get(ExifTags.Base.DateTime))
+        except Exception:
+            pass
+    return orientation, taken_at
+
+
+def _parse_date(value: object) -> datetime | None:
+    """EXIF's "YYYY:MM:DD HH:MM:SS", tolerating the variants cameras and editors write."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        return None
+    m = _EXIF_DATE.search(value)
+    if m is None:
+        return None
+    try:
+        return datetime(*(int(g) for g in m.groups()))
+    except ValueError:  # 0000:00:00 00:00:00 and other placeholders
+        return None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """RGB for the models: transparency is composited on white, deep greys scaled to 8 bits."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        if im.mode == "RGB":
+            return im
+    elif mode.startswith("I") or mode == "F":
+        return _deep_grey_to_rgb(im)
+    elif mode in ("RGBa", "La"):  # premultiplied alpha
+        im = im.convert("RGBA")
+    if "A" in im.getbands():
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
+        out = Image.new("RGB", rgba.size, (255, 255, 255))
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    return im.convert("RGB")  # L, 1, CMYK, YCbCr...
+
+
+def _deep_grey_to_rgb(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greys; Pillow's own conversion would clip them to white."""
+    arr = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        grey = (arr >> 8).astype(np.uint8)
+    else:
+        arr = np.nan_to_num(arr.astype(np.float64))
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0 and hi <= 255 and im.mode != "F":
+            scaled = arr
+        elif lo >= 0 and hi <= 65535 and im.mode != "F":
+            scaled = arr / 257
+        elif lo >= 0 and hi <= 1:
+            scaled = arr * 255
+        else:
+            scaled = (arr - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")  # 2-D uint8 is mode L
+
+
+def _sniff(data: bytes) -> str | None:
+    """Name the format the bytes claim to be, for a better reason than "not an image"."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _reason(e: Exception, kind: str | None) -> str:
+    """One short line for the catalog's "skipped: ..." column."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if "truncated" in text.lower():
+        return "truncated file"
+    reason = f"corrupt {kind} file: {text}" if kind else f"cannot decode: {text}"
+    return reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 1] + "…"

@@ -1,0 +1,113 @@
+"""BLIP through transformers: the captioner (image-grounded decoder, LM) and the ITM model
+(image-grounded text encoder + match head) used to rerank.
+
+ITM reranking splits BLIP's forward in two: the vision states of a picture (the costly part,
+cached per image by the searcher) and the cross-attention text pass over many candidates at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from imgsearch.models.hub import is_local, require_hub
+from imgsearch.models.runtime import Runtime
+
+
+def _from_pretrained(cls: Any, ref: str, what: str, override: str, **kw: Any) -> Any:
+    """Load from a local folder or the hub's cache without the network; go online only when
+    the hub answers, else fail at once with what to do."""
+    if is_local(ref):
+        return cls.from_pretrained(ref, local_files_only=True, **kw)
+    try:
+        return cls.from_pretrained(ref, local_files_only=True, **kw)
+    except OSError:
+        require_hub(what, ref, override)
+        return cls.from_pretrained(ref, **kw)
+
+
+@dataclass
+class Captioner:
+    model: Any
+    processor: Any
+    runtime: Runtime
+    model_id: str
+    max_tokens: int = 30
+
+    @torch.inference_mode()
+    def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
+        out = self.model.generate(
+            pixel_values=pixels.to(self.runtime.device, self.runtime.dtype),
+            max_new_tokens=self.max_tokens, num_beams=1, do_sample=False,
+        )
+        texts = self.processor.batch_decode(out, skip_special_tokens=True)
+        return [" ".join(t.split()) for t in texts]
+
+
+@dataclass
+class ItmScorer:
+    model: Any
+    processor: Any
+    runtime: Runtime
+    model_id: str
+
+    @torch.inference_mode()
+    def vision_states(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """(N, tokens, hidden) states of the vision encoder: what cross-attention reads."""
+        pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
+        x = pixels.to(self.runtime.device, self.runtime.dtype)
+        return self.model.vision_model(pixel_values=x).last_hidden_state
+
+    @torch.inference_mode()
+    def score(self, text: str, states: torch.Tensor) -> tuple[list[float], list[float]]:
+        """Match probability (ITM head) and ITC cosine of one text against N pictures' states."""
+        states = states.to(self.runtime.device, self.runtime.dtype)
+        n = states.shape[0]
+        enc = self.processor.tokenizer([text], return_tensors="pt", truncation=True, max_length=64)
+        ids = enc.input_ids.to(self.runtime.device)
+        mask = enc.attention_mask.to(self.runtime.device)
+        atts = torch.ones(states.shape[:2], dtype=torch.long, device=self.runtime.device)
+        cross = self.model.text_encoder(
+            input_ids=ids.expand(n, -1), attention_mask=mask.expand(n, -1),
+            encoder_hidden_states=states, encoder_attention_mask=atts,
+        ).last_hidden_state
+        match = F.softmax(self.model.itm_head(cross[:, 0]).float(), dim=-1)[:, 1]
+        text_only = self.model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        text_feat = F.normalize(self.model.text_proj(text_only[:, 0]).float(), dim=-1)
+        image_feat = F.normalize(self.model.vision_proj(states[:, 0]).float(), dim=-1)
+        itc = (image_feat @ text_feat.t()).squeeze(1)
+        return match.cpu().tolist(), itc.cpu().tolist()
+
+
+def _quiet_transformers() -> None:
+    """transformers draws its own loading bars and warnings; ours are the CLI's."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load_captioner(ref: str, runtime: Runtime, max_tokens: int = 30) -> Captioner:
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    _quiet_transformers()
+    what, env = "BLIP captioner", "IMGSEARCH_CAPTIONER"
+    processor = _from_pretrained(BlipProcessor, ref, what, env)
+    model = _from_pretrained(BlipForConditionalGeneration, ref, what, env, dtype=runtime.dtype)
+    return Captioner(model.to(runtime.device).eval(), processor, runtime, ref, max_tokens)
+
+
+def load_itm(ref: str, runtime: Runtime) -> ItmScorer:
+    from transformers import BlipForImageTextRetrieval, BlipProcessor
+
+    _quiet_transformers()
+    what, env = "BLIP ITM", "IMGSEARCH_ITM"
+    processor = _from_pretrained(BlipProcessor, ref, what, env)
+    model = _from_pretrained(BlipForImageTextRetrieval, ref, what, env, dtype=runtime.dtype)
+    return ItmScorer(model.to(runtime.device).eval(), processor, runtime, ref)

@@ -1,0 +1,56 @@
+"""Settings, built once at the entry point and passed down (env prefix `IMGSEARCH_`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMGSEARCH_", frozen=True)
+
+    home: Path = Field(default_factory=lambda: Path(user_data_dir("imgsearch", appauthor=False)))
+    models: str = "default"
+    # Overrides of the profile's models: hub ids or local paths (air-gapped machines).
+    clip_model: str | None = None
+    clip_pretrained: str | None = None
+    captioner: str | None = None
+    itm: str | None = None
+
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    catalog_url: str | None = None
+
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    batch_size: int = 32
+    caption_batch_size: int = 16
+    decode_workers: int = Field(default_factory=lambda: max(1, min(8, os.cpu_count() or 1)))
+    rerank_cache_mb: int = 2048
+    caption_max_tokens: int = 30
+
+    @property
+    def index_dir(self) -> Path:
+        """Each model profile keeps its own index: switching profiles never mixes vectors."""
+        return self.home / self.collection
+
+    @property
+    def catalog(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.index_dir / 'catalog.sqlite3'}"
+
+    @property
+    def edge_path(self) -> Path:
+        return self.index_dir / "vectors"
+
+    @property
+    def collection(self) -> str:
+        return "imgsearch-" + re.sub(r"[^a-z0-9]+", "-", self.models.lower()).strip("-")
+
+    @property
+    def rerank_cache_dir(self) -> Path:
+        return self.index_dir / "itm-cache"

@@ -1,0 +1,1 @@
+"""The synthetic shapes world the bundled models learn and are judged on."""

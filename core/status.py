@@ -1,0 +1,64 @@
+"""`imgsearch status`: what the index holds and where, without loading any model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from imgsearch.errors import StoreLockedError
+from imgsearch.models.profiles import resolve_profile
+from imgsearch.settings import Settings
+from imgsearch.stores.catalog import open_catalog
+from imgsearch.stores.vectors import open_vector_store
+
+
+@dataclass(frozen=True)
+class Status:
+    profile: str
+    images: int
+    vectors: int | None  # None when another process holds the embedded store
+    captioned: int
+    pending_vectors: int
+    pending_captions: int
+    skipped: int
+    skipped_files: list[tuple[str, str]]
+    catalog: str
+    vector_store: str
+    models: dict[str, str]
+    note: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["skipped_files"] = [{"path": p, "reason": r} for p, r in self.skipped_files]
+        return d
+
+
+def read_status(settings: Settings) -> Status:
+    resolve_profile(settings)  # an unknown profile is an error here too
+    catalog = open_catalog(settings.catalog)
+    try:
+        counts, meta, skipped = catalog.counts(), catalog.meta(), catalog.skipped()
+    finally:
+        catalog.close()
+    vectors, note = None, None
+    try:
+        if settings.qdrant_url:
+            store = open_vector_store(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
+                                      collection=settings.collection)
+        else:
+            store = open_vector_store(path=settings.edge_path, collection=settings.collection)
+        try:
+            if "vector_dim" in meta:
+                store.ensure(int(meta["vector_dim"]))
+            vectors, where = store.count(), store.location
+        finally:
+            store.close()
+    except StoreLockedError:
+        where = str(settings.edge_path)
+        note = "the vector store is open in another imgsearch process (an index run?)"
+    return Status(
+        profile=settings.models, images=counts.images, vectors=vectors, captioned=counts.captioned,
+        pending_vectors=counts.images - counts.with_vector,
+        pending_captions=counts.with_vector - counts.captioned, skipped=counts.skipped,
+        skipped_files=skipped, catalog=catalog.location, vector_store=where,
+        models={k: v for k, v in meta.items() if k != "vector_dim"}, note=note,
+    )

@@ -1,0 +1,43 @@
+"""The two stores (catalog and vectors), opened together from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imgsearch.settings import Settings
+from imgsearch.stores.catalog import Catalog, open_catalog
+from imgsearch.stores.vectors import VectorStore, open_vector_store
+
+
+@dataclass
+class Stores:
+    catalog: Catalog
+    vectors: VectorStore
+
+    def close(self) -> None:
+        self.vectors.close()
+        self.catalog.close()
+
+    def __enter__(self) -> Stores:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_stores(settings: Settings, model_facts: dict[str, str], dim: int, client: object = None) -> Stores:
+    """Open catalog and vector store, refusing an index built by other models. `client` is a
+    qdrant_client.QdrantClient to use instead of a URL (tests use an in-process one)."""
+    catalog = open_catalog(settings.catalog)
+    try:
+        catalog.check_models({**model_facts, "vector_dim": str(dim)})
+        if settings.qdrant_url or client is not None:
+            vectors = open_vector_store(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
+                                        collection=settings.collection, client=client)
+        else:
+            vectors = open_vector_store(path=settings.edge_path, collection=settings.collection)
+        vectors.ensure(dim)
+    except BaseException:
+        catalog.close()
+        raise
+    return Stores(catalog, vectors)

@@ -1,0 +1,247 @@
+"""The catalog: every file seen, its content hash, size, dimensions, date, caption and why it
+was skipped. SQLAlchemy 2 over any URL; SQLite (WAL) by default. The schema is created and
+upgraded only by the Alembic migrations in `migrations/`, applied on open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from imgsearch.errors import StoreError, StoreMismatchError
+from imgsearch.stores.schema import FileRow, MetaRow
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    has_vector: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What a search hit or a re-used duplicate needs to know of a file."""
+
+    id: int
+    path: str
+    sha256: str | None
+    size: int
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    caption: str | None
+
+
+@dataclass(frozen=True)
+class NewFile:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class CatalogCounts:
+    files: int
+    images: int  # usable images (files minus skipped)
+    with_vector: int
+    captioned: int
+    skipped: int
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("imgsearch.migrations")))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+
+def open_catalog(url: str) -> Catalog:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            _sqlite_pragmas(engine)
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except SQLAlchemyError as e:
+        raise StoreError(f"cannot open the catalog at {url}: {e}. Check the path or --catalog-url.") from e
+    return Catalog(engine)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _known(row: FileRow) -> KnownFile:
+    return KnownFile(row.id, row.path, row.size, row.mtime_ns, row.sha256, row.has_vector, row.error)
+
+
+def _info(row: FileRow) -> FileInfo:
+    return FileInfo(row.id, row.path, row.sha256, row.size, row.width, row.height, row.taken_at, row.caption)
+
+
+def _under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+class Catalog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def location(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def session(self) -> Session:
+        return self._session()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- the index as a whole -------------------------------------------------------------
+    def check_models(self, facts: dict[str, str]) -> None:
+        """Record which models built this index, or refuse to mix with other ones."""
+        with self.session() as s, s.begin():
+            stored = {m.key: m.value for m in s.scalars(select(MetaRow))}
+            for key, value in facts.items():
+                if key in stored and stored[key] != value:
+                    raise StoreMismatchError(
+                        f"this index was built with {key} = {stored[key]!r}, not {value!r}. "
+                        "Use the same --models as before, or another --home for the new models."
+                    )
+                if key not in stored:
+                    s.add(MetaRow(key=key, value=value))
+
+    def meta(self) -> dict[str, str]:
+        with self.session() as s:
+            return {m.key: m.value for m in s.scalars(select(MetaRow))}
+
+    def counts(self) -> CatalogCounts:
+        with self.session() as s:
+            def n(*where) -> int:  # type: ignore[no-untyped-def]
+                return s.scalar(select(func.count()).select_from(FileRow).where(*where)) or 0
+
+            return CatalogCounts(
+                files=n(), images=n(FileRow.error.is_(None)), with_vector=n(FileRow.has_vector),
+                captioned=n(FileRow.caption.is_not(None)), skipped=n(FileRow.error.is_not(None)),
+            )
+
+    def skipped(self) -> list[tuple[str, str]]:
+        with self.session() as s:
+            rows = s.execute(select(FileRow.path, FileRow.error).where(FileRow.error.is_not(None)))
+            return [(p, e) for p, e in rows]
+
+    # --- what the indexer reads -----------------------------------------------------------
+    def files_under(self, roots: Sequence[str]) -> dict[str, KnownFile]:
+        with self.session() as s:
+            return {r.path: _known(r) for r in s.scalars(select(FileRow)) if _under(r.path, roots)}
+
+    def reusable_by_sha(self) -> dict[str, FileInfo]:
+        """One file with a vector per content hash: what a moved or duplicate file can copy."""
+        with self.session() as s:
+            rows = s.scalars(select(FileRow).where(FileRow.has_vector, FileRow.sha256.is_not(None)))
+            return {r.sha256: _info(r) for r in rows if r.sha256}
+
+    def vector_ids(self) -> set[int]:
+        with self.session() as s:
+            return set(s.scalars(select(FileRow.id).where(FileRow.has_vector)))
+
+    def get(self, ids: Iterable[int]) -> dict[int, FileInfo]:
+        ids = list(ids)
+        with self.session() as s:
+            return {r.id: _info(r) for r in s.scalars(select(FileRow).where(FileRow.id.in_(ids)))}
+
+    def needs_caption(self, limit: int) -> list[FileInfo]:
+        with self.session() as s:
+            q = (select(FileRow).where(FileRow.has_vector, FileRow.caption.is_(None), FileRow.error.is_(None))
+                 .order_by(FileRow.id).limit(limit))
+            return [_info(r) for r in s.scalars(q)]
+
+    def caption_of_sha(self, shas: Iterable[str]) -> dict[str, str]:
+        with self.session() as s:
+            q = select(FileRow.sha256, FileRow.caption).where(
+                FileRow.sha256.in_(list(shas)), FileRow.caption.is_not(None))
+            return {sha: cap for sha, cap in s.execute(q)}
+
+    # --- what the indexer writes ----------------------------------------------------------
+    def put_pending(self, files: Sequence[NewFile]) -> list[int]:
+        """Insert or refresh rows (by path) that will get a vector; returns their ids. A row's
+        id never changes, so re-embedding replaces its point instead of adding one."""
+        with self.session() as s, s.begin():
+            by_path = {r.path: r for r in s.scalars(select(FileRow).where(FileRow.path.in_([f.path for f in files])))}
+            rows = []
+            for f in files:
+                row = by_path.get(f.path) or FileRow(path=f.path)
+                row.size, row.mtime_ns, row.sha256 = f.size, f.mtime_ns, f.sha256
+                row.width, row.height, row.taken_at = f.width, f.height, f.taken_at
+                row.caption, row.error, row.has_vector = f.caption, None, False
+                s.add(row)
+                rows.append(row)
+            s.flush()
+            return [r.id for r in rows]
+
+    def mark_vectors(self, ids: Sequence[int], value: bool = True) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(FileRow).where(FileRow.id.in_(list(ids))).values(has_vector=value, indexed_at=_now()))
+
+    def record_skip(self, path: str, size: int, mtime_ns: int, reason: str) -> int | None:
+        """Keep the reason a file was skipped; returns the id of a row that used to have a
+        vector (its point must go), else None."""
+        with self.session() as s, s.begin():
+            row = s.scalar(select(FileRow).where(FileRow.path == path))
+            had_vector = row.id if row is not None and row.has_vector else None
+            row = row or FileRow(path=path)
+            row.size, row.mtime_ns, row.error = size, mtime_ns, reason
+            row.has_vector, row.caption, row.sha256 = False, None, None
+            s.add(row)
+            return had_vector
+
+    def move(self, file_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(FileRow).where(FileRow.id == file_id).values(path=new_path, size=size, mtime_ns=mtime_ns))
+
+    def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(FileRow).where(FileRow.id == file_id).values(size=size, mtime_ns=mtime_ns))
+
+    def delete(self, ids: Sequence[int]) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(FileRow).where(FileRow.id.in_(list(ids))))
+
+    def set_captions(self, captions: dict[int, str]) -> None:
+        with self.session() as s, s.begin():
+            for fid, cap in captions.items():
+                s.execute(update(FileRow).where(FileRow.id == fid).values(caption=cap))

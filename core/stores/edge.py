@@ -1,0 +1,230 @@
+"""Embedded vector store: one Qdrant Edge shard in a local directory, no server to run.
+
+Durability (checked by tests/stores/test_vectors.py with SIGKILL, qdrant-edge-py 0.9.0):
+
+* Edge keeps a write-ahead log (`<dir>/wal/`, on by default and left on here). Every
+  `update()` is in the WAL when it returns, and the next `EdgeShard.load` replays it, so points
+  upserted or deleted *without* `flush()` survive a `kill -9` of the process. With
+  `wal_enabled=False` the same test loses them all, so it is the WAL that does it.
+* `flush()` writes the segments themselves to disk. It is the documented durability point
+  ("Without a WAL, updates are durable only once flush() returns") and the one to rely on for
+  machine crashes / power loss, which the kill test cannot show for un-flushed WAL records.
+
+Locking: Edge takes an exclusive, non-blocking lock on the WAL when a shard is opened and the
+kernel drops it when the holder exits (even by SIGKILL). A second opener, in another process
+or the same one, gets "failed to open WAL ...: Kind(WouldBlock)"; it is raised here as
+StoreLockedError. The lock is per open shard, so one process must not open a directory twice.
+
+The vector size is read back from Edge's own persisted `edge_config.json` (the shard has no
+API for its config) to report a model/size mismatch before any write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from imgsearch.errors import StoreError, StoreLockedError, StoreMismatchError
+from imgsearch.stores.vectors import (
+    BATCH,
+    check_batch,
+    check_ids,
+    check_query,
+    chunks,
+    mismatch_message,
+    unit,
+)
+
+CONFIG_FILE = "edge_config.json"  # written by Edge itself on create; holds {"vectors": {"": {...}}}
+
+
+class EdgeVectorStore:
+    """A Qdrant Edge shard in `path`; opened (and locked) on construction if it already exists."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path).expanduser().absolute()
+        self._shard: qe.EdgeShard | None = None
+        self._dim: int | None = None  # None with a shard open: not a plain cosine shard
+        self._have = "nothing"  # what the shard holds, for mismatch messages
+        self._closed = False
+        try:
+            self._path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the vector store folder {self._path}: {exc}.") from exc
+        if self._shard_exists():
+            self._shard = self._open(lambda: qe.EdgeShard.load(str(self._path)))
+            self._dim, self._have = self._stored_dim()
+
+    # ---- VectorStore -----------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return f"{self._path} (embedded Qdrant Edge)"
+
+    def ensure(self, dim: int) -> None:
+        """Create the shard for `dim`-sized cosine vectors, or check the existing one matches."""
+        self._check_open()
+        if self._shard is not None:
+            if self._dim != dim:
+                raise StoreMismatchError(mismatch_message(str(self._path), self._have, dim))
+            return
+        config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
+        self._shard = self._open(lambda: qe.EdgeShard.create(str(self._path), config))
+        self._dim = dim
+
+    def upsert(
+        self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        shard = self._writable()
+        assert self._dim is not None
+        id_list, matrix, payload_list = check_batch(ids, vectors, payloads, self._dim, str(self._path))
+        for start in chunks(len(id_list)):
+            points = [
+                qe.Point(id_list[k], matrix[k].tolist(), None if payload_list is None else payload_list[k])
+                for k in range(start, min(start + BATCH, len(id_list)))
+            ]
+            self._call(lambda: shard.update(qe.UpdateOperation.upsert_points(points)))
+
+    def delete(self, ids: Sequence[int]) -> None:
+        id_list = check_ids(ids)
+        if self._readable() is None or not id_list:
+            return
+        shard = self._shard
+        assert shard is not None
+        for start in chunks(len(id_list)):
+            part: list[Any] = list(id_list[start : start + BATCH])
+            self._call(lambda: shard.update(qe.UpdateOperation.delete_points(part)))
+
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        shard = self._readable()
+        if shard is None or limit <= 0:
+            return []
+        assert self._dim is not None
+        query = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(check_query(vector, self._dim, str(self._path))),
+            with_payload=False,
+            with_vector=False,
+        )
+        hits = self._call(lambda: shard.query(query))
+        return [(int(h.id), float(h.score)) for h in hits]
+
+    def get_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        id_list = check_ids(ids)
+        shard = self._readable()
+        if shard is None or not id_list:
+            return {}
+        out: dict[int, np.ndarray] = {}
+        for start in chunks(len(id_list)):
+            part: list[Any] = list(id_list[start : start + BATCH])
+            for rec in self._call(lambda: shard.retrieve(part, False, True)):
+                if isinstance(rec.vector, list):
+                    out[int(rec.id)] = unit(rec.vector)
+        return out
+
+    def all_ids(self) -> set[int]:
+        shard = self._readable()
+        if shard is None:
+            return set()
+        ids: set[int] = set()
+        offset: Any = None
+        while True:
+            request = qe.ScrollRequest(offset=offset, limit=1000, with_payload=False, with_vector=False)
+            records, offset = self._call(lambda: shard.scroll(request))
+            ids.update(int(r.id) for r in records)
+            if offset is None or not records:
+                return ids
+
+    def count(self) -> int:
+        shard = self._readable()
+        if shard is None:
+            return 0
+        return int(self._call(lambda: shard.count(qe.CountRequest(exact=True))))
+
+    def flush(self) -> None:
+        shard = self._readable()
+        if shard is not None:
+            self._call(shard.flush)
+
+    def close(self) -> None:
+        """Flush and release the WAL lock; later calls raise StoreError."""
+        shard, self._shard, self._closed = self._shard, None, True
+        if shard is not None:
+            try:
+                shard.flush()
+            finally:
+                shard.close()
+
+    def __enter__(self) -> EdgeVectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _shard_exists(self) -> bool:
+        """Edge writes its config on create; a non-empty segments/ alone also counts as a shard."""
+        segments = self._path / "segments"
+        return (self._path / CONFIG_FILE).exists() or (segments.is_dir() and any(segments.iterdir()))
+
+    def _stored_dim(self) -> tuple[int | None, str]:
+        """(size, description) of the default dense vector per Edge's config file; size None if the
+        shard is not a plain cosine one (another distance, only named vectors...)."""
+        try:
+            config = json.loads((self._path / CONFIG_FILE).read_text())
+        except (OSError, ValueError):
+            return self._probe_dim()
+        params = config.get("vectors", {}).get("") if isinstance(config, dict) else None
+        if not isinstance(params, dict) or "size" not in params:
+            return None, "no default dense vector (not an imgsearch store)"
+        size, distance = int(params["size"]), str(params.get("distance", "?"))
+        if distance.lower() != "cosine":
+            return None, f"{size}-dimensional {distance} vectors"
+        return size, f"{size}-dimensional vectors"
+
+    def _probe_dim(self) -> tuple[int | None, str]:
+        """Fallback when the config file is unreadable: the length of any stored vector."""
+        shard = self._shard
+        assert shard is not None
+        records, _ = self._call(lambda: shard.scroll(qe.ScrollRequest(limit=1, with_vector=True)))
+        if records and isinstance(records[0].vector, list):
+            return len(records[0].vector), f"{len(records[0].vector)}-dimensional vectors"
+        return None, "vectors of an unknown size"
+
+    def _open(self, opener: Any) -> qe.EdgeShard:
+        try:
+            return opener()
+        except Exception as exc:  # Edge raises bare Exception with a Rust error string
+            if "WouldBlock" in str(exc):
+                raise StoreLockedError(
+                    f"The vector store at {self._path} is in use by another imgsearch process "
+                    f"(an indexer or watcher?). Wait for it to finish or stop it, then try again."
+                ) from exc
+            raise StoreError(f"Cannot open the vector store at {self._path}: {exc}") from exc
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            raise StoreError(f"Vector store at {self._path} failed: {exc}") from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"The vector store at {self._path} is closed.")
+
+    def _readable(self) -> qe.EdgeShard | None:
+        """The open shard, or None if ensure() never created one (an empty store)."""
+        self._check_open()
+        return self._shard
+
+    def _writable(self) -> qe.EdgeShard:
+        shard = self._readable()
+        if shard is None:
+            raise RuntimeError("EdgeVectorStore.ensure(dim) must be called before upsert")
+        return shard

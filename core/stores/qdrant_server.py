@@ -1,0 +1,229 @@
+"""Vector store on a Qdrant server (or any `qdrant_client.QdrantClient`, e.g. ":memory:" in tests).
+
+Writes use `wait=True`, so a call returns only once the server has applied the operation and
+put it in its own WAL; `flush()` therefore has nothing left to do. Connection and HTTP failures
+become StoreError naming the URL, because the usual cause is a server that is not running or a
+wrong --qdrant-url / --qdrant-api-key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from imgsearch.errors import ConfigError, StoreError, StoreMismatchError
+from imgsearch.stores.vectors import (
+    BATCH,
+    check_batch,
+    check_ids,
+    check_query,
+    chunks,
+    mismatch_message,
+    unit,
+)
+
+T = TypeVar("T")
+TIMEOUT_S = 30
+
+
+class ServerVectorStore:
+    """One collection on a Qdrant server; the client is made from `url` unless one is given."""
+
+    def __init__(
+        self,
+        *,
+        collection: str,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: QdrantClient | None = None,
+    ) -> None:
+        self._collection = collection
+        self._owns_client = client is None
+        self._url = url or _describe(client)
+        self._dim: int | None = None  # known once ensure() ran or the collection was found
+        if client is None:
+            if not url:
+                raise ConfigError("A Qdrant server URL is needed, e.g. --qdrant-url http://localhost:6333.")
+            try:  # no compatibility probe: it would hit the network before we can word its failure
+                client = QdrantClient(url=url, api_key=api_key, timeout=TIMEOUT_S, check_compatibility=False)
+            except ValueError as exc:  # urllib3's LocationParseError is a ValueError too
+                raise ConfigError(f"Bad Qdrant URL {url!r}: {exc}. Use e.g. http://localhost:6333.") from exc
+        self._client: QdrantClient | None = client
+
+    # ---- VectorStore -----------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return f"Qdrant at {self._url}, collection {self._collection!r}"
+
+    def ensure(self, dim: int) -> None:
+        """Create the cosine collection if missing, else check its vector size and distance."""
+        client = self._live()
+        with self._errors():
+            if not client.collection_exists(self._collection):
+                client.create_collection(
+                    self._collection,
+                    vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                )
+                self._dim = dim
+                return
+            have, have_text = self._stored_dim(client)
+        if have != dim:
+            raise StoreMismatchError(mismatch_message(self.location, have_text, dim))
+        self._dim = dim
+
+    def upsert(
+        self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        client, dim = self._live(), self._known_dim()
+        if dim is None:
+            raise RuntimeError("ServerVectorStore.ensure(dim) must be called before upsert")
+        id_list, matrix, payload_list = check_batch(ids, vectors, payloads, dim, self.location)
+        for start in chunks(len(id_list)):
+            stop = start + BATCH
+            batch = models.Batch(
+                ids=list(id_list[start:stop]),
+                vectors=matrix[start:stop].tolist(),
+                payloads=None if payload_list is None else payload_list[start:stop],
+            )
+            self._run(lambda: client.upsert(self._collection, points=batch, wait=True))
+
+    def delete(self, ids: Sequence[int]) -> None:
+        id_list = check_ids(ids)
+        client = self._live()
+        if not id_list or self._known_dim() is None:
+            return
+        for start in chunks(len(id_list)):
+            selector = models.PointIdsList(points=list(id_list[start : start + BATCH]))
+            self._run(lambda: client.delete(self._collection, points_selector=selector, wait=True))
+
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        client, dim = self._live(), self._known_dim()
+        if dim is None or limit <= 0:
+            return []
+        query = check_query(vector, dim, self.location)
+        response = self._run(
+            lambda: client.query_points(self._collection, query=query, limit=limit, with_payload=False)
+        )
+        return [(int(p.id), float(p.score)) for p in response.points]
+
+    def get_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        id_list = check_ids(ids)
+        client = self._live()
+        if not id_list or self._known_dim() is None:
+            return {}
+        out: dict[int, np.ndarray] = {}
+        for start in chunks(len(id_list)):
+            part = list(id_list[start : start + BATCH])
+            records = self._run(
+                lambda: client.retrieve(self._collection, part, with_payload=False, with_vectors=True)
+            )
+            for rec in records:
+                if isinstance(rec.vector, list):
+                    out[int(rec.id)] = unit(rec.vector)  # type: ignore[arg-type]
+        return out
+
+    def all_ids(self) -> set[int]:
+        client = self._live()
+        if self._known_dim() is None:
+            return set()
+        ids: set[int] = set()
+        offset: Any = None
+        while True:
+            records, offset = self._run(
+                lambda: client.scroll(
+                    self._collection, limit=1000, offset=offset, with_payload=False, with_vectors=False
+                )
+            )
+            ids.update(int(r.id) for r in records)
+            if offset is None or not records:
+                return ids
+
+    def count(self) -> int:
+        client = self._live()
+        if self._known_dim() is None:
+            return 0
+        return int(self._run(lambda: client.count(self._collection, exact=True)).count)
+
+    def flush(self) -> None:
+        """Nothing to do: every write was acknowledged with wait=True (already in the server's WAL)."""
+        self._live()
+
+    def close(self) -> None:
+        """Close the client if this store made it; a client passed in belongs to the caller."""
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            client.close()
+
+    def __enter__(self) -> ServerVectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _live(self) -> QdrantClient:
+        if self._client is None:
+            raise StoreError(f"The vector store ({self.location}) is closed.")
+        return self._client
+
+    def _known_dim(self) -> int | None:
+        """The collection's size, looked up once; None while the collection does not exist."""
+        if self._dim is None:
+            client = self._live()
+            with self._errors():
+                if client.collection_exists(self._collection):
+                    self._dim = self._stored_dim(client)[0]
+        return self._dim
+
+    def _stored_dim(self, client: QdrantClient) -> tuple[int | None, str]:
+        """(size, description) of the collection's unnamed cosine vector; size None if it has none."""
+        params = client.get_collection(self._collection).config.params.vectors
+        if not isinstance(params, models.VectorParams):
+            return None, "named vectors (not an imgsearch collection)"
+        if params.distance != models.Distance.COSINE:
+            return None, f"{params.size}-dimensional {params.distance.value} vectors"
+        return params.size, f"{params.size}-dimensional vectors"
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        with self._errors():
+            return fn()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn transport and HTTP failures into StoreError saying what to do."""
+        try:
+            yield
+        except ResponseHandlingException as exc:
+            raise StoreError(
+                f"Cannot reach the Qdrant server at {self._url} ({exc}). Start the server "
+                f"(e.g. `docker run -p 6333:6333 qdrant/qdrant`) or fix --qdrant-url."
+            ) from exc
+        except UnexpectedResponse as exc:
+            if exc.status_code in (401, 403):
+                raise StoreError(
+                    f"The Qdrant server at {self._url} refused access ({exc.status_code}); "
+                    f"check --qdrant-api-key."
+                ) from exc
+            body = exc.content.decode("utf-8", "replace")[:300]
+            raise StoreError(
+                f"The Qdrant server at {self._url} answered {exc.status_code} {exc.reason_phrase} "
+                f"for collection {self._collection!r}: {body}"
+            ) from exc
+
+
+def _describe(client: QdrantClient | None) -> str:
+    """Where a caller-made client points, from its init options (url, path or ':memory:')."""
+    if client is None:
+        return "?"
+    options: dict[str, Any] = getattr(client, "init_options", None) or {}
+    for key in ("url", "location", "host", "path"):
+        if options.get(key):
+            return str(options[key])
+    return "a Qdrant client"

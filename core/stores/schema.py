@@ -1,0 +1,43 @@
+"""The catalog's tables (SQLAlchemy 2 declarative). Changing them needs a migration in
+`migrations/versions/`; a test checks the two agree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FileRow(Base):
+    """One file on disk. Its id is also its point id in the vector store."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, unique=True, index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # True once the vector is in the vector store (set only after the upsert returned).
+    has_vector: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    caption: Mapped[str | None] = mapped_column(Text)
+    # Why the file was skipped (one line); NULL for a usable image.
+    error: Mapped[str | None] = mapped_column(Text)
+    indexed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MetaRow(Base):
+    """Facts about the index as a whole: which models built it, the vector size."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,166 @@
+"""The vector store interface shared by the embedded (Qdrant Edge) and server (Qdrant) backends.
+
+It is deliberately tiny: the indexer and the searcher only need to put CLIP vectors under the
+catalog's integer ids, find the nearest ones, and reconcile ids after a crash. Keeping Qdrant's
+own API out of the rest of the code lets either backend be swapped in with one flag.
+
+Conventions both backends honour (the contract tests in tests/stores check them):
+
+* Distance is cosine; `search` scores are cosine similarities in [-1, 1], best first.
+* Qdrant normalises vectors on insert for cosine, so `get_vectors` returns the *L2-normalised*
+  vector (float32, zero vectors stay zero), never the raw one that was upserted.
+* Ids are the catalog's non-negative ints below 2**63; upserting an id again replaces the point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from imgsearch.errors import ConfigError, StoreMismatchError
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+MAX_ID = 2**63  # exclusive; the catalog's ids are SQLite INTEGERs, Qdrant accepts u64
+BATCH = 512  # points per request: keeps server requests and Edge WAL records small
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """What the indexer and searcher may ask of a vector store."""
+
+    def ensure(self, dim: int) -> None:
+        """Create the collection/shard if missing; raise StoreMismatchError if it holds another size."""
+        ...
+
+    def upsert(
+        self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        """Insert or replace one point per id (vectors: float32, shape (n, dim))."""
+        ...
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Remove these ids; ids that are not there are ignored."""
+        ...
+
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        """The `limit` nearest ids with their cosine similarity, best first."""
+        ...
+
+    def get_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Stored (L2-normalised) vectors by id; missing ids are simply absent."""
+        ...
+
+    def all_ids(self) -> set[int]:
+        """Every id in the store (scrolls through all of it; used to repair after a crash)."""
+        ...
+
+    def count(self) -> int:
+        """Exact number of points."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable."""
+        ...
+
+    def close(self) -> None:
+        """Release files, locks and connections; safe to call twice."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Human-readable "where the vectors live", for `imgsearch status`."""
+        ...
+
+
+def open_vector_store(
+    *,
+    path: Path | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    collection: str,
+    client: QdrantClient | None = None,
+) -> VectorStore:
+    """Open the server backend when `url` (or a ready `client`) is given, else the Edge shard at `path`.
+
+    The Edge shard lives directly in `path` (created if missing); `collection` only names the
+    server-side collection. Backends are imported lazily so Edge users never pay for qdrant_client.
+    """
+    if url is not None or client is not None:
+        from imgsearch.stores.qdrant_server import ServerVectorStore
+
+        return ServerVectorStore(collection=collection, url=url, api_key=api_key, client=client)
+    if path is not None:
+        from imgsearch.stores.edge import EdgeVectorStore
+
+        return EdgeVectorStore(Path(path))
+    raise ConfigError("No vector store configured: give a data directory or --qdrant-url.")
+
+
+# ---- helpers shared by the backends -------------------------------------------------------------
+
+
+def mismatch_message(where: str, have: str, want: int) -> str:
+    """The StoreMismatchError text: what is wrong and the two ways out."""
+    return (
+        f"The vector store at {where} holds {have}, but the current model makes {want}-dimensional "
+        f"cosine vectors. Use the model the index was built with, or remove that store (or pick "
+        f"another collection / data directory) and index again."
+    )
+
+
+def check_ids(ids: Sequence[int]) -> list[int]:
+    """Plain Python ints in [0, 2**63): numpy ints and bools would confuse the Qdrant bindings."""
+    out = [int(i) for i in ids]
+    for i in out:
+        if not 0 <= i < MAX_ID:
+            raise ValueError(f"point id {i} is outside [0, 2**63)")
+    return out
+
+
+def check_batch(
+    ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]] | None, dim: int, where: str
+) -> tuple[list[int], np.ndarray, list[dict[str, Any]] | None]:
+    """Validate an upsert batch up front so both backends fail the same way, before writing."""
+    id_list = check_ids(ids)
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != len(id_list):
+        raise ValueError(f"expected vectors of shape ({len(id_list)}, {dim}), got {matrix.shape}")
+    if matrix.shape[1] != dim:
+        raise StoreMismatchError(mismatch_message(where, f"{dim}-dimensional vectors", matrix.shape[1]))
+    if not np.isfinite(matrix).all():
+        raise ValueError("vectors contain NaN or infinity")
+    payload_list = None if payloads is None else [dict(p) for p in payloads]
+    if payload_list is not None and len(payload_list) != len(id_list):
+        raise ValueError(f"{len(payload_list)} payloads for {len(id_list)} ids")
+    if len(set(id_list)) != len(id_list):  # the last occurrence wins, as a second upsert would
+        last = {i: row for row, i in enumerate(id_list)}
+        rows = sorted(last.values())
+        id_list = [id_list[r] for r in rows]
+        matrix = matrix[rows]
+        payload_list = None if payload_list is None else [payload_list[r] for r in rows]
+    return id_list, matrix, payload_list
+
+
+def check_query(vector: np.ndarray, dim: int, where: str) -> list[float]:
+    """Accept (dim,) or (1, dim); a wrong size means the index belongs to another model."""
+    flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if flat.shape[0] != dim:
+        raise StoreMismatchError(mismatch_message(where, f"{dim}-dimensional vectors", flat.shape[0]))
+    return flat.tolist()
+
+
+def unit(values: Sequence[float]) -> np.ndarray:
+    """float32 L2-normalised copy (zero stays zero): makes get_vectors identical across backends."""
+    arr = np.asarray(values, dtype=np.float32)
+    norm = float(np.linalg.norm(arr))
+    return arr / norm if norm > 0 else arr
+
+
+def chunks(n: int, size: int = BATCH) -> range:
+    """Start offsets for slicing n items into requests of at most `size`."""
+    return range(0, n, size)

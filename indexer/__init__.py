@@ -1,0 +1,37 @@
+"""Indexing: scan folders, embed with CLIP into the vector store, caption with BLIP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from imgsearch.models import Models
+from imgsearch.progress import Progress
+from imgsearch.settings import Settings
+from imgsearch.stores import open_stores
+
+from .pipeline import IndexReport, index
+
+
+def run_index(
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    captions: bool = True,
+    precompute_rerank: bool = False,
+    progress: Progress | None = None,
+    client: object = None,
+) -> IndexReport:
+    """Open the stores for these settings and index `paths` (the CLI's and the service's entry)."""
+    models = Models(settings)
+    clip = models.clip
+    with open_stores(settings, models.facts(), clip.dim, client=client) as stores:
+        report = index(paths, stores, models, captions=captions, progress=progress)
+        if precompute_rerank:
+            from .precompute import precompute_rerank
+
+            precompute_rerank(stores, models, progress)
+        return report
+
+
+__all__ = ["IndexReport", "index", "run_index"]

@@ -1,0 +1,55 @@
+"""The second phase: BLIP captions for every image that has a vector but no caption yet.
+Identical contents are captioned once. Search works before this phase starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imgsearch.models import Models
+from imgsearch.progress import Progress
+from imgsearch.stores import Stores
+
+from .reader import Decoded, Failed, read_all
+from .scan import FoundFile
+
+
+def caption_pending(stores: Stores, models: Models, workers: int, progress: Progress) -> int:
+    todo = stores.catalog.needs_caption(limit=10**9)
+    if not todo:
+        return 0
+    progress.phase("captions", len(todo))
+    known = stores.catalog.caption_of_sha({f.sha256 for f in todo if f.sha256})
+    reuse = {f.id: known[f.sha256] for f in todo if f.sha256 in known}
+    if reuse:
+        stores.catalog.set_captions(reuse)
+        progress.advance(len(reuse))
+    rest = [f for f in todo if f.id not in reuse]
+    if not rest:
+        return len(reuse)
+    captioner = models.captioner
+    size = int(captioner.processor.image_processor.size["height"])
+    by_path = {f.path: f for f in rest}
+    files = [FoundFile(path=Path(f.path), size=f.size, mtime_ns=0) for f in rest]
+    batch: list[tuple[int, object]] = []
+    done = len(reuse)
+
+    def flush() -> None:
+        nonlocal done
+        if batch:
+            texts = captioner.caption([img for _, img in batch])
+            stores.catalog.set_captions({fid: t for (fid, _), t in zip(batch, texts)})
+            done += len(batch)
+            progress.advance(len(batch))
+            batch.clear()
+
+    for outcome in read_all(files, size, lambda im: im, {}, workers):
+        if isinstance(outcome, Failed):
+            progress.advance()  # changed or gone since phase one: the next run sees it
+            continue
+        assert isinstance(outcome, Decoded)
+        batch.append((by_path[str(outcome.found.path)].id, outcome.pixels))
+        if len(batch) >= models.settings.caption_batch_size:
+            flush()
+    flush()
+    return done
+

@@ -1,0 +1,171 @@
+"""`imgsearch index`: bring the index in step with folders.
+
+Phase one gives every new or changed image a CLIP vector (search works as soon as it ends);
+moved, renamed and duplicate files are recognised by content hash and get the stored vector and
+caption without any model work; files that left the folders leave the index. Phase two writes
+captions. Broken files are skipped with a reason kept in the catalog; the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imgsearch.models import Models
+from imgsearch.progress import NoProgress, Progress
+from imgsearch.stores import Stores
+from imgsearch.stores.catalog import KnownFile, NewFile
+
+from .captions import caption_pending
+from .reader import Decoded, Failed, Reused, read_all
+from .repair import repair
+from .scan import FoundFile, ScanProblem, scan
+
+
+@dataclass
+class IndexReport:
+    seen: int = 0
+    embedded: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    copied: int = 0  # duplicates and touched files that reused a stored vector
+    removed: int = 0
+    captioned: int = 0
+    repaired: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def normalise_roots(roots: Sequence[Path]) -> list[Path]:
+    return [Path(os.path.abspath(os.path.expanduser(r))) for r in roots]
+
+
+class _Run:
+    def __init__(self, stores: Stores, models: Models, progress: Progress, report: IndexReport) -> None:
+        self.stores, self.models, self.progress, self.report = stores, models, progress, report
+        self.batch: list[Decoded] = []
+        self.moved_ids: set[int] = set()
+
+    def embed_batch(self) -> None:
+        if not self.batch:
+            return
+        clip = self.models.clip
+        vectors = clip.encode_pixels(torch.stack([d.pixels for d in self.batch]))
+        ids = self.stores.catalog.put_pending([
+            NewFile(str(d.found.path), d.found.size, d.found.mtime_ns, d.sha256, d.width, d.height, d.taken_at)
+            for d in self.batch
+        ])
+        self.stores.vectors.upsert(ids, vectors, [{"sha256": d.sha256} for d in self.batch])
+        self.stores.catalog.mark_vectors(ids)
+        self.report.embedded += len(ids)
+        self.progress.advance(len(ids))
+        self.batch.clear()
+
+    def skip(self, outcome: Failed) -> None:
+        f = outcome.found
+        had_vector = self.stores.catalog.record_skip(str(f.path), f.size, f.mtime_ns, outcome.reason)
+        if had_vector is not None:
+            self.stores.vectors.delete([had_vector])
+        self.report.skipped.append((str(f.path), outcome.reason))
+        self.progress.advance()
+
+    def reuse(self, outcome: Reused, known: dict[str, KnownFile], gone_by_sha: dict[str, KnownFile]) -> bool:
+        """Give a file whose content is already indexed its stored vector. False when the stored
+        vector could not be found (then the caller embeds it)."""
+        f, sha, catalog = outcome.found, outcome.sha256, self.stores.catalog
+        path = str(f.path)
+        prev = known.get(path)
+        if prev is not None and prev.sha256 == sha and prev.has_vector:
+            catalog.move(prev.id, path, f.size, f.mtime_ns)  # touched, same content
+            self.report.unchanged += 1
+        elif prev is None and sha in gone_by_sha:
+            src = gone_by_sha.pop(sha)
+            catalog.move(src.id, path, f.size, f.mtime_ns)
+            self.moved_ids.add(src.id)
+            self.report.moved += 1
+        else:
+            src = outcome.source
+            stored = self.stores.vectors.get_vectors([src.id])
+            if src.id not in stored:
+                return False
+            ids = catalog.put_pending([NewFile(path, f.size, f.mtime_ns, sha, src.width, src.height,
+                                               src.taken_at, src.caption)])
+            self.stores.vectors.upsert(ids, np.stack([stored[src.id]]), [{"sha256": sha}])
+            catalog.mark_vectors(ids)
+            self.report.copied += 1
+        self.progress.advance()
+        return True
+
+
+def index(
+    roots: Sequence[Path],
+    stores: Stores,
+    models: Models,
+    *,
+    captions: bool = True,
+    progress: Progress | None = None,
+) -> IndexReport:
+    progress = progress or NoProgress()
+    report = IndexReport()
+    roots = normalise_roots(roots)
+    report.repaired = repair(stores)
+    found: list[FoundFile] = []
+    for item in scan(roots):
+        if isinstance(item, ScanProblem):
+            report.problems.append((str(item.path), item.reason))
+        else:
+            found.append(item)
+    report.seen = len(found)
+    known = stores.catalog.files_under([str(r) for r in roots])
+    work = []
+    for f in found:
+        k = known.get(str(f.path))
+        if k and k.size == f.size and k.mtime_ns == f.mtime_ns and (k.has_vector or k.error):
+            report.unchanged += 1
+        else:
+            work.append(f)
+    present = {str(f.path) for f in found}
+    unreachable = [p for p, _ in report.problems]
+    gone = {p: k for p, k in known.items() if p not in present and not _inside_any(p, unreachable)}
+    gone_by_sha = {k.sha256: k for k in gone.values() if k.sha256 and k.has_vector}
+
+    run = _Run(stores, models, progress, report)
+    clip = models.clip
+    progress.phase("vectors", len(work))
+    reusable = stores.catalog.reusable_by_sha()
+    workers = models.settings.decode_workers
+    for outcome in read_all(work, clip.image_size, clip.preprocess, reusable, workers):
+        if isinstance(outcome, Reused):
+            if run.reuse(outcome, known, gone_by_sha):
+                continue
+            outcome = next(read_all([outcome.found], clip.image_size, clip.preprocess, {}, 1))
+        if isinstance(outcome, Failed):
+            run.skip(outcome)
+        else:
+            run.batch.append(outcome)
+            if len(run.batch) >= models.settings.batch_size:
+                run.embed_batch()
+    run.embed_batch()
+
+    leaving = [k for k in gone.values() if k.id not in run.moved_ids]
+    if leaving:
+        ids = [k.id for k in leaving]
+        stores.vectors.delete(ids)
+        stores.vectors.flush()
+        stores.catalog.delete(ids)
+        report.removed = len(ids)
+    stores.vectors.flush()
+    progress.done()
+    if captions:
+        report.captioned = caption_pending(stores, models, workers, progress)
+        progress.done()
+    return report
+
+
+def _inside_any(path: str, folders: list[str]) -> bool:
+    return any(path.startswith(d.rstrip("/") + "/") for d in folders)

@@ -1,0 +1,23 @@
+"""`index --precompute-rerank`: fill the ITM vision-state cache ahead of queries, so the first
+rerank of any picture costs only the cheap text pass."""
+
+from __future__ import annotations
+
+from imgsearch.models import Models
+from imgsearch.progress import NoProgress, Progress
+from imgsearch.stores import Stores
+from imgsearch.vision_states import open_state_cache, vision_states
+
+
+def precompute_rerank(stores: Stores, models: Models, progress: Progress | None = None, chunk: int = 64) -> int:
+    progress = progress or NoProgress()
+    ids = sorted(stores.catalog.vector_ids())
+    itm = models.itm
+    cache = open_state_cache(models.settings, itm)
+    progress.phase("rerank cache", len(ids))
+    for i in range(0, len(ids), chunk):
+        infos = list(stores.catalog.get(ids[i:i + chunk]).values())
+        vision_states(infos, itm, cache, models.settings.decode_workers)
+        progress.advance(len(infos))
+    progress.done()
+    return len(ids)

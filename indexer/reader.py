@@ -1,0 +1,95 @@
+"""Read, hash and decode files in a thread pool, in order, so the model never waits on decoding.
+
+Pillow and hashlib release the GIL, so threads overlap decode with the model's own work. A file
+whose content hash is already indexed (a move, a rename, a duplicate) is not decoded at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from imgsearch.errors import BadImageError
+from imgsearch.imaging import decode
+from imgsearch.stores.catalog import FileInfo
+
+from .scan import FoundFile
+
+MAX_FILE_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class Decoded:
+    found: FoundFile
+    sha256: str
+    width: int
+    height: int
+    taken_at: datetime | None
+    pixels: Any  # the model's preprocessed tensor
+
+
+@dataclass(frozen=True)
+class Reused:
+    found: FoundFile
+    sha256: str
+    source: FileInfo
+
+
+@dataclass(frozen=True)
+class Failed:
+    found: FoundFile
+    reason: str
+
+
+Outcome = Decoded | Reused | Failed
+
+
+def read_one(
+    found: FoundFile, min_side: int, preprocess: Callable[[Any], Any], known: dict[str, FileInfo]
+) -> Outcome:
+    try:
+        if found.size > MAX_FILE_BYTES:
+            return Failed(found, f"file too large ({found.size / 1024**3:.1f} GB)")
+        with open(found.path, "rb") as f:
+            data = f.read()
+            st = os.fstat(f.fileno())
+        found = FoundFile(found.path, st.st_size, st.st_mtime_ns)
+    except FileNotFoundError:
+        return Failed(found, "vanished during the scan")
+    except OSError as e:
+        return Failed(found, f"unreadable: {e.strerror or e}")
+    sha = hashlib.sha256(data).hexdigest()
+    if sha in known:
+        return Reused(found, sha, known[sha])
+    try:
+        img = decode(data, min_side=min_side)
+        return Decoded(found, sha, img.width, img.height, img.taken_at, preprocess(img.image))
+    except BadImageError as e:
+        return Failed(found, str(e))
+    except Exception as e:  # nothing a folder holds may crash a run
+        return Failed(found, f"cannot be read as an image ({type(e).__name__}: {e})"[:200])
+
+
+def read_all(
+    files: Iterable[FoundFile],
+    min_side: int,
+    preprocess: Callable[[Any], Any],
+    known: dict[str, FileInfo],
+    workers: int,
+) -> Iterator[Outcome]:
+    """Outcomes in input order, with at most a few batches' worth of files in flight."""
+    ahead = max(8, workers * 4)
+    pending: deque[Future[Outcome]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        for found in files:
+            pending.append(pool.submit(read_one, found, min_side, preprocess, known))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

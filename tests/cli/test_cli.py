@@ -1,0 +1,89 @@
+"""The CLI end to end through Typer's runner: index, query, status, JSON shapes, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from imgsearch.cli.app import app
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "300"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def indexed(shapes_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("IMGSEARCH_MODELS", "tiny")
+    (shapes_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    code, out, err = _run("index", str(shapes_folder), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["embedded"] == 12 and report["captioned"] == 12
+    assert [s["path"] for s in report["skipped"]] == [str(shapes_folder / "broken.jpg")]
+    return shapes_folder
+
+
+def test_query_json_has_the_documented_fields(indexed: Path) -> None:
+    code, out, _ = _run("query", "a red circle", "--json", "--limit", "5")
+    assert code == 0
+    hits = json.loads(out)
+    assert len(hits) == 5
+    for h in hits:
+        assert {"path", "score", "clip_score", "itm_score", "caption"} <= set(h)
+        assert Path(h["path"]).is_absolute() and Path(h["path"]).exists()
+        assert h["itm_score"] is not None and h["caption"]
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_no_rerank_gives_clip_order_and_null_itm(indexed: Path) -> None:
+    code, out, _ = _run("query", "a blue square", "--json", "--no-rerank")
+    hits = json.loads(out)
+    assert code == 0 and all(h["itm_score"] is None for h in hits)
+    assert [h["score"] for h in hits] == [h["clip_score"] for h in hits]
+    assert [h["clip_score"] for h in hits] == sorted((h["clip_score"] for h in hits), reverse=True)
+
+
+def test_rerank_k_limits_how_many_are_reranked(indexed: Path) -> None:
+    _, out, _ = _run("query", "a blue square", "--json", "--rerank-k", "3", "--limit", "8")
+    hits = json.loads(out)
+    assert sum(h["itm_score"] is not None for h in hits) == 3
+    assert all(h["itm_score"] is None for h in hits[3:])
+
+
+def test_table_output_and_status(indexed: Path) -> None:
+    code, out, _ = _run("query", "a green star", "--limit", "3", "--json")
+    paths = [h["path"] for h in json.loads(out)]
+    code, out, _ = _run("query", "a green star", "--limit", "3")
+    assert code == 0 and "score" in out
+    assert [p for p in paths if p in out] == paths
+    code, out, _ = _run("status", "--json")
+    status = json.loads(out)
+    assert code == 0
+    assert status["images"] == status["vectors"] == 12
+    assert status["captioned"] == 12 and status["skipped"] == 1
+    assert status["skipped_files"][0]["reason"]
+    code, out, _ = _run("status")
+    assert code == 0 and "skipped" in out
+
+
+def test_unknown_profile_is_a_clear_error() -> None:
+    code, _, err = _run("status", "--models", "huge")
+    assert code != 0
+    code, _, err = _run("query", "x", "--models", "huge")
+    assert code == 2 and "unknown model profile" in err and "tiny" in err
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for command in ("index", "query", "status"):
+        code, out, _ = _run(command, "--help")
+        assert code == 0 and "Usage" in out
+        assert f"imgsearch {command}" in readme

@@ -1,0 +1,37 @@
+"""Tests never touch the user's data or the network: every test gets its own data directory and
+the model hubs fail at once."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from imgsearch.settings import Settings
+from imgsearch.shapes.render import sample_scene, write_collection
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGSEARCH_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture
+def tiny_settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", models="tiny", batch_size=8, decode_workers=2)
+
+
+def make_shapes(folder: Path, n: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    return write_collection(folder, [sample_scene(rng) for _ in range(n)], seed)
+
+
+@pytest.fixture
+def shapes_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    make_shapes(folder, 12, seed=11)
+    (folder / "scenes.json").unlink()
+    return folder

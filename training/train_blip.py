@@ -1,0 +1,177 @@
+"""Train the bundled tiny BLIP pair on the shapes world, as in the BLIP paper's pre-training:
+one vision encoder shared by
+- the captioner (`BlipForConditionalGeneration`), language-modelling loss on the canonical caption;
+- the ITM model (`BlipForImageTextRetrieval`): ITC (contrastive, learned temperature, targets from
+  the world's match rule) and ITM (binary match head) whose negatives are mined from ITC
+  similarity (hardest in-batch text per image and image per text) plus the world's explicit hard
+  negatives (colours swapped, relation flipped), the cases reranking exists for.
+Both are written with `save_pretrained` next to a `BlipProcessor`, as production loads them.
+
+    python -m training.train_blip runs/data/train runs/blip --steps 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import (
+    BlipConfig, BlipForConditionalGeneration, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor,
+)
+
+from imgsearch.shapes.world import Scene, canonical_caption, hard_negatives
+from training.common import (
+    MEAN, STD, GroupBatches, cosine_lr, load_set, match_matrix, parse_all, to_tensor, training_text,
+)
+from training.dataset import SIZE
+from training.vocab import build_tokenizer
+
+
+def make_config(tok) -> BlipConfig:
+    text = dict(
+        vocab_size=len(tok), hidden_size=128, encoder_hidden_size=128, intermediate_size=512,
+        num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=32,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.sep_token_id, sep_token_id=tok.sep_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    vision = dict(
+        hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+        image_size=SIZE, patch_size=12, initializer_range=0.02,
+    )
+    return BlipConfig(text_config=text, vision_config=vision, projection_dim=128, image_text_hidden_size=128)
+
+
+def negative_text(scene: Scene, text: str, rng: random.Random) -> str:
+    """A false sentence close to a true one: a relation's hard negatives, or one attribute changed."""
+    hard = hard_negatives(text)
+    if hard:
+        return rng.choice(hard)
+    from imgsearch.shapes.world import COLOURS, SHAPES, matches
+    for _ in range(20):
+        words = text.split()
+        i = next(k for k, w in enumerate(words) if w in COLOURS)
+        if rng.random() < 0.5:
+            words[i] = rng.choice(COLOURS)
+        else:
+            words[i + 1] = rng.choice(SHAPES)
+        cand = " ".join(words)
+        if not matches(cand, scene):
+            return cand
+    return "a red star left of a blue circle" if not matches("a red star left of a blue circle", scene) else "a green square"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("data", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--steps", type=int, default=8000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    tok = build_tokenizer()
+    config = make_config(tok)
+    captioner = BlipForConditionalGeneration(config)
+    itm = BlipForImageTextRetrieval(config)
+    itm.vision_model = captioner.vision_model  # shared during training, saved apart
+    temp = torch.nn.Parameter(torch.tensor(0.07).log())
+    params = list({id(p): p for p in [*captioner.parameters(), *itm.parameters(), temp]}.values())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
+    pixels, scenes, groups = load_set(args.data)
+    batches = iter(GroupBatches(groups, args.batch, args.seed + 1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = open(args.out / "train.log", "a")
+    t0 = time.time()
+    for step in range(args.steps):
+        idx = next(batches)
+        n = len(idx)
+        bs = [scenes[i] for i in idx]
+        images = to_tensor(pixels[idx])
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, args.steps, args.lr, 300)
+        image_embeds = captioner.vision_model(pixel_values=images).last_hidden_state
+        image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long)
+
+        # LM: the captioner writes the canonical caption, starting from [DEC].
+        cap = tok([canonical_caption(s) for s in bs], padding=True, return_tensors="pt")
+        dec_ids = cap.input_ids.clone()
+        dec_ids[:, 0] = tok.bos_token_id
+        labels = dec_ids.masked_fill(cap.attention_mask == 0, -100)
+        lm_loss = captioner.text_decoder(
+            input_ids=dec_ids, attention_mask=cap.attention_mask, encoder_hidden_states=image_embeds,
+            labels=labels, reduction="mean",
+        ).loss
+
+        # ITC over true sentences; targets from the world's rule.
+        texts = [training_text(s, rng) for s in bs]
+        enc = tok(texts, padding=True, return_tensors="pt")
+        text_out = itm.text_encoder(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+        img_feat = F.normalize(itm.vision_proj(image_embeds[:, 0]), dim=-1)
+        txt_feat = F.normalize(itm.text_proj(text_out[:, 0]), dim=-1)
+        sim = img_feat @ txt_feat.t() / temp.exp().clamp(min=0.01)
+        target = match_matrix(bs, parse_all(texts))
+        itc_loss = (
+            F.cross_entropy(sim, target / target.sum(1, keepdim=True))
+            + F.cross_entropy(sim.t(), target.t() / target.t().sum(1, keepdim=True))
+        ) / 2
+
+        # ITM: positives, ITC-mined negatives both ways, explicit hard negatives.
+        with torch.no_grad():
+            w_i2t = F.softmax(sim, dim=1).masked_fill(target > 0, 0) + 1e-6
+            w_t2i = F.softmax(sim.t(), dim=1).masked_fill(target.t() > 0, 0) + 1e-6
+            neg_txt = torch.multinomial(w_i2t, 1).squeeze(1)
+            neg_img = torch.multinomial(w_t2i, 1).squeeze(1)
+        crafted = tok([negative_text(s, t, rng) for s, t in zip(bs, texts)], padding="max_length",
+                      max_length=enc.input_ids.shape[1], return_tensors="pt")
+        ids = torch.cat([enc.input_ids, enc.input_ids[neg_txt], enc.input_ids, crafted.input_ids])
+        mask = torch.cat([enc.attention_mask, enc.attention_mask[neg_txt], enc.attention_mask, crafted.attention_mask])
+        img_states = torch.cat([image_embeds, image_embeds, image_embeds[neg_img], image_embeds])
+        atts = torch.cat([image_atts] * 4)
+        itm_labels = torch.cat([
+            torch.ones(n), target[torch.arange(n), neg_txt], target[neg_img, torch.arange(n)], torch.zeros(n),
+        ]).long()
+        out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
+                               encoder_attention_mask=atts).last_hidden_state
+        logits = itm.itm_head(out[:, 0])
+        itm_loss = F.cross_entropy(logits, itm_labels)
+
+        loss = lm_loss + itc_loss + itm_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 50 == 0 or step == args.steps - 1:
+            itm_acc = (logits.argmax(1) == itm_labels).float().mean().item()
+            hard_acc = (logits[3 * n:].argmax(1) == 0).float().mean().item()
+            msg = (f"step {step} lm {lm_loss.item():.3f} itc {itc_loss.item():.3f} itm {itm_loss.item():.3f} "
+                   f"itm_acc {itm_acc:.3f} hardneg_rej {hard_acc:.3f} {time.time() - t0:.0f}s")
+            print(msg, flush=True)
+            log.write(msg + "\n")
+            log.flush()
+        if (step + 1) % 1000 == 0 or step == args.steps - 1:
+            save(captioner, itm, tok, args.out)
+
+
+def save(captioner, itm, tok, out: Path) -> None:
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": SIZE, "width": SIZE}, image_mean=list(MEAN),
+                                           image_std=list(STD), do_resize=True, resample=3),
+        tokenizer=tok,
+    )
+    for model, name in ((captioner, "captioner"), (itm, "itm")):
+        folder = out / name
+        model.to(torch.float16).save_pretrained(folder)
+        model.to(torch.float32)
+        processor.save_pretrained(folder)
+
+
+if __name__ == "__main__":
+    main()
