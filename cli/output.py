@@ -43,7 +43,7 @@ class RichProgress:
         self._task: Any = None
 
     def phase(self, name: str, total: int | None) -> None:
-        if self._progress is not None:
+        if self._progress is not None and total != 0:  # nothing to do: no empty bar
             self._task = self._progress.add_task(name, total=total)
 
     def advance(self, n: int = 1) -> None:

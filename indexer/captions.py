@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imgsearch.models import Models
+from imgsearch.models.hub import model_ref_id
 from imgsearch.progress import Progress
 from imgsearch.stores import Stores
 
@@ -14,6 +15,7 @@ from .scan import FoundFile
 
 
 def caption_pending(stores: Stores, models: Models, workers: int, progress: Progress) -> int:
+    stores.catalog.adopt_captioner(model_ref_id(models.profile.captioner))
     todo = stores.catalog.needs_caption(limit=10**9)
     if not todo:
         return 0

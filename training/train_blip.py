@@ -31,7 +31,7 @@ from training.dataset import SIZE
 from training.vocab import build_tokenizer
 
 
-def make_config(tok) -> BlipConfig:
+def make_config(tok, patch: int = 12) -> BlipConfig:
     text = dict(
         vocab_size=len(tok), hidden_size=128, encoder_hidden_size=128, intermediate_size=512,
         num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=32,
@@ -40,7 +40,7 @@ def make_config(tok) -> BlipConfig:
     )
     vision = dict(
         hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
-        image_size=SIZE, patch_size=12, initializer_range=0.02,
+        image_size=SIZE, patch_size=patch, initializer_range=0.02,
     )
     return BlipConfig(text_config=text, vision_config=vision, projection_dim=128, image_text_hidden_size=128)
 
@@ -73,12 +73,13 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--patch", type=int, default=12)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     tok = build_tokenizer()
-    config = make_config(tok)
+    config = make_config(tok, args.patch)
     captioner = BlipForConditionalGeneration(config)
     itm = BlipForImageTextRetrieval(config)
     itm.vision_model = captioner.vision_model  # shared during training, saved apart
@@ -123,21 +124,27 @@ def main() -> None:
             + F.cross_entropy(sim.t(), target.t() / target.t().sum(1, keepdim=True))
         ) / 2
 
-        # ITM: positives, ITC-mined negatives both ways, explicit hard negatives.
+        # ITM: positives; per picture one negative mined from ITC similarity (half of them a
+        # text for the picture, half a picture for the text) and one explicit hard negative:
+        # two negatives a positive, as in BLIP.
         with torch.no_grad():
             w_i2t = F.softmax(sim, dim=1).masked_fill(target > 0, 0) + 1e-6
             w_t2i = F.softmax(sim.t(), dim=1).masked_fill(target.t() > 0, 0) + 1e-6
             neg_txt = torch.multinomial(w_i2t, 1).squeeze(1)
             neg_img = torch.multinomial(w_t2i, 1).squeeze(1)
+        half = n // 2
         crafted = tok([negative_text(s, t, rng) for s, t in zip(bs, texts)], padding="max_length",
                       max_length=enc.input_ids.shape[1], return_tensors="pt")
-        ids = torch.cat([enc.input_ids, enc.input_ids[neg_txt], enc.input_ids, crafted.input_ids])
-        mask = torch.cat([enc.attention_mask, enc.attention_mask[neg_txt], enc.attention_mask, crafted.attention_mask])
-        img_states = torch.cat([image_embeds, image_embeds, image_embeds[neg_img], image_embeds])
-        atts = torch.cat([image_atts] * 4)
-        itm_labels = torch.cat([
-            torch.ones(n), target[torch.arange(n), neg_txt], target[neg_img, torch.arange(n)], torch.zeros(n),
-        ]).long()
+        mined_ids = torch.cat([enc.input_ids[neg_txt[:half]], enc.input_ids[half:]])
+        mined_mask = torch.cat([enc.attention_mask[neg_txt[:half]], enc.attention_mask[half:]])
+        mined_img = torch.cat([image_embeds[:half], image_embeds[neg_img[half:]]])
+        ar = torch.arange(n)
+        mined_labels = torch.cat([target[ar[:half], neg_txt[:half]], target[neg_img[half:], ar[half:]]])
+        ids = torch.cat([enc.input_ids, mined_ids, crafted.input_ids])
+        mask = torch.cat([enc.attention_mask, mined_mask, crafted.attention_mask])
+        img_states = torch.cat([image_embeds, mined_img, image_embeds])
+        atts = torch.cat([image_atts] * 3)
+        itm_labels = torch.cat([torch.ones(n), mined_labels, torch.zeros(n)]).long()
         out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
                                encoder_attention_mask=atts).last_hidden_state
         logits = itm.itm_head(out[:, 0])
@@ -150,13 +157,13 @@ def main() -> None:
         opt.step()
         if step % 50 == 0 or step == args.steps - 1:
             itm_acc = (logits.argmax(1) == itm_labels).float().mean().item()
-            hard_acc = (logits[3 * n:].argmax(1) == 0).float().mean().item()
+            hard_acc = (logits[2 * n:].argmax(1) == 0).float().mean().item()
             msg = (f"step {step} lm {lm_loss.item():.3f} itc {itc_loss.item():.3f} itm {itm_loss.item():.3f} "
                    f"itm_acc {itm_acc:.3f} hardneg_rej {hard_acc:.3f} {time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if (step + 1) % 1000 == 0 or step == args.steps - 1:
+        if (step + 1) % 250 == 0 or step == args.steps - 1:
             save(captioner, itm, tok, args.out)
 
 

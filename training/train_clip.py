@@ -30,12 +30,12 @@ from training.vocab import save_tokenizer
 CONTEXT = 16
 
 
-def write_config(out: Path) -> None:
+def write_config(out: Path, patch: int = 12, width: int = 128, layers: int = 4) -> None:
     tok = save_tokenizer(out)
     cfg = {
         "model_cfg": {
             "embed_dim": 128,
-            "vision_cfg": {"image_size": SIZE, "layers": 4, "width": 128, "head_width": 32, "patch_size": 12},
+            "vision_cfg": {"image_size": SIZE, "layers": layers, "width": width, "head_width": 32, "patch_size": patch},
             "text_cfg": {
                 "context_length": CONTEXT, "vocab_size": len(tok), "width": 128, "heads": 4, "layers": 3,
                 "hf_tokenizer_name": "imgsearch-shapes-wordpiece", "pool_type": "eos",
@@ -59,12 +59,15 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--patch", type=int, default=12)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_config(args.out)
+    write_config(args.out, args.patch, args.width, args.layers)
     model = open_clip.create_model(f"local-dir:{args.out}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{args.out}")
     pixels, scenes, groups = load_set(args.data)
@@ -101,7 +104,7 @@ def main() -> None:
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if (step + 1) % 1000 == 0 or step == args.steps - 1:
+        if (step + 1) % 250 == 0 or step == args.steps - 1:
             save_half(model.state_dict(), args.out / "open_clip_model.safetensors")
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from imgsearch.models.hub import is_local, require_hub
+from imgsearch.models.hub import is_local, model_ref_id, require_hub
 from imgsearch.models.runtime import Runtime
 
 
@@ -69,7 +69,8 @@ class ItmScorer:
         """Match probability (ITM head) and ITC cosine of one text against N pictures' states."""
         states = states.to(self.runtime.device, self.runtime.dtype)
         n = states.shape[0]
-        enc = self.processor.tokenizer([text], return_tensors="pt", truncation=True, max_length=64)
+        longest = int(self.model.config.text_config.max_position_embeddings)
+        enc = self.processor.tokenizer([text], return_tensors="pt", truncation=True, max_length=min(64, longest))
         ids = enc.input_ids.to(self.runtime.device)
         mask = enc.attention_mask.to(self.runtime.device)
         atts = torch.ones(states.shape[:2], dtype=torch.long, device=self.runtime.device)
@@ -100,7 +101,7 @@ def load_captioner(ref: str, runtime: Runtime, max_tokens: int = 30) -> Captione
     what, env = "BLIP captioner", "IMGSEARCH_CAPTIONER"
     processor = _from_pretrained(BlipProcessor, ref, what, env)
     model = _from_pretrained(BlipForConditionalGeneration, ref, what, env, dtype=runtime.dtype)
-    return Captioner(model.to(runtime.device).eval(), processor, runtime, ref, max_tokens)
+    return Captioner(model.to(runtime.device).eval(), processor, runtime, model_ref_id(ref), max_tokens)
 
 
 def load_itm(ref: str, runtime: Runtime) -> ItmScorer:
@@ -110,4 +111,4 @@ def load_itm(ref: str, runtime: Runtime) -> ItmScorer:
     what, env = "BLIP ITM", "IMGSEARCH_ITM"
     processor = _from_pretrained(BlipProcessor, ref, what, env)
     model = _from_pretrained(BlipForImageTextRetrieval, ref, what, env, dtype=runtime.dtype)
-    return ItmScorer(model.to(runtime.device).eval(), processor, runtime, ref)
+    return ItmScorer(model.to(runtime.device).eval(), processor, runtime, model_ref_id(ref))

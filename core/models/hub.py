@@ -4,6 +4,7 @@ in retries before an opaque error)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from pathlib import Path
@@ -15,6 +16,19 @@ HUB_HOST = "huggingface.co"
 
 def is_local(ref: str) -> bool:
     return ref.startswith("local-dir:") or Path(ref).expanduser().exists()
+
+
+def model_ref_id(ref: str) -> str:
+    """A name for a model that changes when its weights do: hub ids as they are, local folders
+    by name and weights digest (so retrained bundled models never mix with old results)."""
+    path = Path(ref.removeprefix("local-dir:")).expanduser()
+    if not path.exists():
+        return ref
+    files = [path] if path.is_file() else sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    return f"{path.name}#{h.hexdigest()[:16]}"
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -10,12 +10,12 @@ Any field can be overridden by settings (hub ids or local paths, for air-gapped 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from imgsearch.errors import ConfigError
+from imgsearch.models.hub import model_ref_id
 from imgsearch.settings import Settings
 
 
@@ -35,16 +35,8 @@ class ModelProfile:
         are named by their weights' content, so moving an install keeps the index valid while
         retrained weights do not silently mix with old vectors."""
         if self.clip_model.startswith("local-dir:"):
-            folder = Path(self.clip_model.removeprefix("local-dir:"))
-            return f"local-dir:{folder.name}#{_weights_digest(folder)}"
-        return f"{self.clip_model}@{self.clip_pretrained}"
-
-
-def _weights_digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+            return f"local-dir:{model_ref_id(self.clip_model)}"
+        return f"{self.clip_model}@{model_ref_id(self.clip_pretrained or 'none')}"
 
 
 def bundled_dir() -> Path:

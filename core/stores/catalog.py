@@ -145,6 +145,21 @@ class Catalog:
                 if key not in stored:
                     s.add(MetaRow(key=key, value=value))
 
+    def adopt_captioner(self, captioner_id: str) -> bool:
+        """Record the captioner; when it differs from the one that wrote the stored captions,
+        drop them so they are written again. True when captions were dropped."""
+        with self.session() as s, s.begin():
+            row = s.get(MetaRow, "captioner")
+            if row is not None and row.value == captioner_id:
+                return False
+            dropped = row is not None
+            if dropped:
+                s.execute(update(FileRow).values(caption=None))
+                row.value = captioner_id
+            else:
+                s.add(MetaRow(key="captioner", value=captioner_id))
+            return dropped
+
     def meta(self) -> dict[str, str]:
         with self.session() as s:
             return {m.key: m.value for m in s.scalars(select(MetaRow))}

@@ -30,8 +30,11 @@ class VisionStateCache:
             states = load_file(str(path))["states"]
             os.utime(path)  # recency for eviction
             return states
-        except (FileNotFoundError, OSError, KeyError, RuntimeError, ValueError):
-            return None  # missing or damaged (a killed writer): recompute
+        except FileNotFoundError:
+            return None
+        except Exception:  # damaged (safetensors raises its own error type): recompute
+            path.unlink(missing_ok=True)
+            return None
 
     def put(self, sha: str, states: torch.Tensor) -> None:
         path = self._path(sha)

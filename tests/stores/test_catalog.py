@@ -43,3 +43,14 @@ def test_an_index_refuses_other_models(tmp_path: Path) -> None:
     cat.check_models({"clip_model": "A", "vector_dim": "512"})
     with pytest.raises(StoreMismatchError, match="--models"):
         cat.check_models({"clip_model": "B", "vector_dim": "512"})
+
+
+def test_a_new_captioner_drops_old_captions(tmp_path: Path) -> None:
+    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    [fid] = cat.put_pending([NewFile("/p/a.jpg", 10, 1, "ab" * 32, 4, 3, None)])
+    assert cat.adopt_captioner("cap#1") is False
+    cat.set_captions({fid: "a red star"})
+    assert cat.adopt_captioner("cap#1") is False
+    assert cat.get([fid])[fid].caption == "a red star"
+    assert cat.adopt_captioner("cap#2") is True
+    assert cat.get([fid])[fid].caption is None
