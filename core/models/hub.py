@@ -27,8 +27,19 @@ def model_ref_id(ref: str) -> str:
     files = [path] if path.is_file() else sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
     h = hashlib.sha256()
     for f in files:
-        h.update(f.read_bytes())
+        h.update(_fingerprint(f))
     return f"{path.name}#{h.hexdigest()[:16]}"
+
+
+def _fingerprint(f: Path, edge: int = 1 << 20) -> bytes:
+    """Size plus the first and last MiB: tells retrained weights apart without reading a
+    600 MB file on every start (safetensors headers and tensors change with any retraining)."""
+    size = f.stat().st_size
+    with open(f, "rb") as fh:
+        head = fh.read(edge)
+        fh.seek(max(0, size - edge))
+        tail = fh.read(edge)
+    return size.to_bytes(8, "little") + head + tail
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

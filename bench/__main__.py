@@ -1,0 +1,157 @@
+"""`python -m bench OUT_DIR [--smoke] [--runs N]`: run every benchmark of the issue "Benchmarks
+and speed" and write OUT_DIR/bench.md and OUT_DIR/bench.json.
+
+Run it from the repository root (the harness is not installed with the product). Photos and the
+random base-size weights are cached in OUT_DIR, so a second run only measures. A configuration
+that fails is reported under "Errors" and the rest still runs; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .child import IsolatedRunner, Runner, SharedRunner
+from .indexing import measure_indexing
+from .machine import machine_facts
+from .photos import ensure_photos, photo_facts
+from .plan import BASE, TINY, Plan, full_plan, smoke_plan
+from .queries import measure_cli, measure_queries
+from .report import PEERS, evaluate_targets, render_markdown
+from .vectors import BACKENDS, measure_vectors
+from .weights import ensure_base_weights
+
+
+class Bench:
+    """One harness run: the plan, the results gathered so far, and where they are written."""
+
+    def __init__(self, out: Path, plan: Plan, command: str) -> None:
+        self.out, self.plan, self.t0 = out, plan, time.perf_counter()
+        self.results: dict[str, Any] = {
+            "meta": {"mode": plan.mode, "command": command, "out_dir": str(out), "duration_s": 0.0,
+                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+            "machine": machine_facts(), "torch_facts": None, "plan": plan.as_json(), "photos": [],
+            "indexing": [], "queries": [], "cli": [], "vectors": [], "errors": [], "targets": [],
+            "peers": PEERS,
+        }
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.perf_counter() - self.t0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def guarded(self, section: str, what: str, fn: Callable[[], Any]) -> Any:
+        """Run one measurement; a failure is recorded and the harness goes on with the next."""
+        self.log(f"{section}: {what}")
+        try:
+            return fn()
+        except Exception as e:  # one broken configuration must not lose the others' numbers
+            detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+            self.results["errors"].append({"section": section, "what": what, "error": detail})
+            self.log(f"{section}: {what} FAILED: {detail.splitlines()[-1]}")
+            return None
+
+    def save(self) -> None:
+        """Write both reports; called after every section so an interrupted run keeps its numbers."""
+        self.results["meta"]["duration_s"] = time.perf_counter() - self.t0
+        self.results["machine"]["load_average_at_end"] = list(os.getloadavg())
+        self.results["targets"] = evaluate_targets(self.results)
+        (self.out / "bench.json").write_text(json.dumps(self.results, indent=1))
+        (self.out / "bench.md").write_text(render_markdown(self.results))
+
+    def run(self) -> int:
+        timeout = self.plan.child_timeout_s
+        runner = IsolatedRunner(timeout) if self.plan.isolated else SharedRunner(timeout)
+        try:
+            return self._run(runner)
+        finally:
+            runner.close()
+
+    def _run(self, runner: Runner) -> int:
+        plan, out = self.plan, self.out
+        profiles: dict[str, dict[str, str]] = {}
+        for name in plan.profiles:
+            if name == TINY:
+                profiles[name] = {"models": "tiny"}
+            elif name == BASE:
+                made = self.guarded("weights", "random base-size weights",
+                                    lambda: ensure_base_weights(out / "weights", runner))
+                if made is not None:
+                    profiles[name] = made
+        folders: dict[str, Path] = {}
+        for spec in plan.photo_sets:
+            folder = self.guarded("photos", f"{spec.count} × {spec.width}×{spec.height}",
+                                  lambda spec=spec: ensure_photos(out / "photos", spec, plan.photo_workers))
+            if folder is not None:
+                folders[spec.name] = folder
+                self.results["photos"].append({**asdict(spec), **photo_facts(folder)})
+        self.save()
+
+        query_homes: dict[str, Path] = {}
+        for profile, settings in profiles.items():
+            for spec in plan.photo_sets:
+                if spec.name not in folders:
+                    continue
+                work = out / "work" / "index" / profile / spec.name
+                done = self.guarded("indexing", f"{profile} on {spec.name}", lambda: measure_indexing(
+                    profile, settings, spec.name, folders[spec.name], spec.count, work, plan.runs, runner))
+                if done is not None:
+                    row, home = done
+                    self.results["indexing"].append(row)
+                    self.results["torch_facts"] = self.results["torch_facts"] or row["setup"] | {
+                        k: row["product_runs"][-1][k] for k in ("torch", "threads", "bf16_fast")}
+                    if spec.name == plan.query_set:
+                        query_homes[profile] = home
+                self.save()
+
+        for profile, home in query_homes.items():
+            settings = profiles[profile]
+            row = self.guarded("queries", f"{profile}, warm process",
+                               lambda: measure_queries(profile, settings, home, plan.queries, plan.runs,
+                                                       runner))
+            if row is not None:
+                self.results["queries"].append(row)
+            row = self.guarded("queries", f"{profile}, cold CLI",
+                               lambda: measure_cli(profile, settings, home, plan.cli_runs, plan.cli_warmup))
+            if row is not None:
+                self.results["cli"].append(row)
+            self.save()
+
+        limits = {"qdrant-client": plan.client_max, "edge+optimize": plan.optimize_max}
+        for n in plan.vector_sizes:
+            backends = [b for b in BACKENDS if n <= limits.get(b, n)]
+            done = self.guarded("vectors", f"{n:,} points: {', '.join(backends)}", lambda: measure_vectors(
+                n, backends, plan.vector_queries, plan.vector_dim, out / "work" / "vectors", plan.runs,
+                runner))
+            if done is not None:
+                rows, errors = done
+                self.results["vectors"] += rows
+                self.results["errors"] += errors
+            self.save()
+        self.log(f"wrote {out / 'bench.md'} and {out / 'bench.json'}")
+        return 1 if self.results["errors"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path, help="where photos, weights, work files and the reports go")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds, not hours: tiny models and sizes, one run (proves the harness works)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per configuration (full: at least 3)")
+    args = parser.parse_args(argv)
+    plan = smoke_plan(args.runs or 1) if args.smoke else full_plan(args.runs or 3)
+    out = args.out_dir.expanduser().absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    return Bench(out, plan, command).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""What a benchmark run measures: the full plan of the issue, or the smoke plan that only
+proves, in seconds, that every section of the harness works end to end."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .photos import PhotoSet
+
+TINY = "tiny"  # the bundled models
+BASE = "default-random"  # the `default` profile's architectures, randomly initialised
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """How many timed calls each query measurement makes per run (per warm process)."""
+
+    text_encodes: int
+    searches: int  # vector store searches alone
+    plain_queries: int  # whole queries without rerank
+    cold_queries: int  # whole queries with rerank, after emptying the rerank cache
+    warm_repeats: int  # timed reruns of each cold query, now with a warm cache
+    rerank_k: int = 20
+    limit: int = 10
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    runs: int  # independent repetitions of every measured configuration
+    profiles: tuple[str, ...]
+    photo_sets: tuple[PhotoSet, ...]
+    query_set: str  # which photo set the query index is built from
+    queries: QueryPlan
+    cli_runs: int
+    cli_warmup: bool  # one untimed CLI call first (byte-code and page cache warm, as for a user)
+    vector_sizes: tuple[int, ...]
+    client_max: int  # qdrant-client local mode keeps everything in Python: up to this size only
+    optimize_max: int  # Edge + optimize(): building HNSW over 1M points takes tens of minutes on 2 cores
+    vector_queries: int = 100
+    vector_dim: int = 512
+    photo_workers: int = 0  # 0: one per CPU
+    child_timeout_s: float | None = None
+    isolated: bool = True  # a fresh process per measured configuration (False: one shared worker)
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def full_plan(runs: int = 3) -> Plan:
+    return Plan(
+        mode="full",
+        runs=max(3, runs),
+        profiles=(TINY, BASE),
+        photo_sets=(PhotoSet("1mp", 1152, 864, 300), PhotoSet("12mp", 4000, 3000, 300)),
+        query_set="1mp",
+        queries=QueryPlan(text_encodes=50, searches=100, plain_queries=50, cold_queries=10, warm_repeats=3),
+        cli_runs=5,
+        cli_warmup=True,
+        vector_sizes=(10_000, 100_000, 1_000_000),
+        client_max=100_000,
+        optimize_max=100_000,
+    )
+
+
+def smoke_plan(runs: int = 1) -> Plan:
+    return Plan(
+        mode="smoke",
+        runs=max(1, min(2, runs)),
+        profiles=(TINY,),
+        photo_sets=(PhotoSet("smoke", 320, 240, 20),),
+        query_set="smoke",
+        queries=QueryPlan(text_encodes=5, searches=10, plain_queries=5, cold_queries=2, warm_repeats=2),
+        cli_runs=1,
+        cli_warmup=False,
+        vector_sizes=(200, 1_000),
+        client_max=200,  # qdrant-client commits every point: ~15 ms each on a slow disk
+        optimize_max=1_000,
+        photo_workers=1,
+        child_timeout_s=300,
+        isolated=False,
+        notes=["smoke mode: tiny models and tiny sizes only, one shared worker process instead of a fresh "
+               "process per configuration (so RSS figures are that worker's peak so far); proves the harness "
+               "works, measures nothing the issue's targets are about; qdrant-client only at 200 points (it "
+               "commits each point to SQLite, seconds per thousand)"],
+    )

@@ -1,0 +1,67 @@
+"""The benchmark harness end to end in smoke mode: one command writes both reports, and every
+section holds real (finite, positive) numbers, not placeholders."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _number(summary: Any) -> float:
+    """The median of a harness summary, checked to be a real measurement."""
+    assert isinstance(summary, dict) and summary["n"] >= 1, summary
+    value = summary["median"]
+    assert isinstance(value, float) and math.isfinite(value) and value >= 0, summary
+    assert summary["min"] <= value <= summary["max"]
+    return value
+
+
+def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSEARCH_")}
+    env.update(HF_HUB_OFFLINE="1", IMGSEARCH_HOME=str(tmp_path / "home"))
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bench", str(out), "--smoke"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=240)
+    took = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    results = json.loads((out / "bench.json").read_text())
+    md = (out / "bench.md").read_text()
+    assert results["meta"]["mode"] == "smoke" and not results["errors"]
+    assert results["machine"]["cpu"] and results["torch_facts"]["bf16_fast"] in (True, False)
+
+    assert results["photos"] and all(p["files"] == p["count"] and p["mean_mb"] > 0 for p in results["photos"])
+    (row,) = results["indexing"]
+    for key in ("e2e_img_s", "vectors_img_s", "captions_img_s", "baseline_img_s", "vectors_vs_baseline",
+                "peak_rss_mb", "baseline_peak_rss_mb"):
+        assert _number(row[key]) > 0, key
+
+    (queries,) = results["queries"]
+    assert queries["rerank_k"] == 20
+    for op, figures in queries["ops"].items():
+        assert 0 < _number(figures["p50_ms"]) <= _number(figures["p95_ms"]), op
+    (cli,) = results["cli"]
+    assert _number(cli["wall_s"]) > 0 and _number(cli["peak_rss_mb"]) > 0
+
+    backends = {(v["backend"], v["n"]) for v in results["vectors"]}
+    assert {("numpy", 1000), ("edge", 1000), ("edge+optimize", 1000), ("qdrant-client", 200)} <= backends
+    for v in results["vectors"]:
+        for key in ("upsert_s", "p50_ms", "p95_ms", "open_s", "peak_rss_mb", "disk_mb", "p50_vs_numpy"):
+            _number(v[key])
+        assert _number(v["recall_at_20"]) > 0.99  # tiny stores are searched exactly
+
+    assert {t["status"] for t in results["targets"]} == {"not measured"}  # smoke never judges targets
+    for heading in ("Targets of the issue", "Machine", "Indexing", "Queries", "Vector store scale"):
+        assert f"## {heading}" in md
+    assert results["machine"]["cpu"] in md
+    assert "| tiny (bundled) | smoke (320×240" in md and "| edge | 1,000 |" in md
+    assert took < 120, f"smoke mode took {took:.0f} s"
