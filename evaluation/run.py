@@ -4,7 +4,6 @@ what a user gets, not what the models do in isolation. The issue's targets are c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 from imgsearch.indexer import index
 from imgsearch.models import Models
+from imgsearch.models.hub import model_ref_id
 from imgsearch.searcher import search
 from imgsearch.searcher.fusion import FUSIONS
 from imgsearch.settings import Settings
@@ -38,22 +38,10 @@ def _local_settings(settings: Settings, home: Path, dtype: str | None = None) ->
     return settings.model_copy(update={**update, **({"dtype": dtype} if dtype else {})})
 
 
-def _ref_id(ref: str) -> str:
-    """A model reference a reader can trust: local folders are named by their weights' digest,
-    since retrained bundled models keep the same path."""
-    folder = Path(ref)
-    if not folder.is_dir():
-        return ref
-    h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        h.update(f.read_bytes())
-    return f"{folder.name}#{h.hexdigest()[:16]}"
-
-
 def _model_ids(models: Models) -> dict[str, str]:
     p = models.profile
-    return {"profile": p.name, "clip": models.facts()["clip_model"], "captioner": _ref_id(p.captioner),
-            "itm": _ref_id(p.itm), "runtime": models.runtime.describe()}
+    return {"profile": p.name, "clip": models.facts()["clip_model"], "captioner": model_ref_id(p.captioner),
+            "itm": model_ref_id(p.itm), "runtime": models.runtime.describe()}
 
 
 def _run_queries(
