@@ -248,10 +248,6 @@ class Catalog:
         with self.session() as s, s.begin():
             s.execute(update(FileRow).where(FileRow.id == file_id).values(path=new_path, size=size, mtime_ns=mtime_ns))
 
-    def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
-        with self.session() as s, s.begin():
-            s.execute(update(FileRow).where(FileRow.id == file_id).values(size=size, mtime_ns=mtime_ns))
-
     def delete(self, ids: Sequence[int]) -> None:
         with self.session() as s, s.begin():
             s.execute(delete(FileRow).where(FileRow.id.in_(list(ids))))
