@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--patch", type=int, default=12)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -82,6 +84,9 @@ def main() -> None:
     config = make_config(tok, args.patch)
     captioner = BlipForConditionalGeneration(config)
     itm = BlipForImageTextRetrieval(config)
+    if args.init is not None:  # resume across sessions from the shipped (fp16) weights
+        captioner = BlipForConditionalGeneration.from_pretrained(args.init / "captioner", dtype=torch.float32)
+        itm = BlipForImageTextRetrieval.from_pretrained(args.init / "itm", dtype=torch.float32)
     itm.vision_model = captioner.vision_model  # shared during training, saved apart
     temp = torch.nn.Parameter(torch.tensor(0.07).log())
     params = list({id(p): p for p in [*captioner.parameters(), *itm.parameters(), temp]}.values())

@@ -70,13 +70,19 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--timm", default=None, help="a timm convnet for the vision tower instead of a ViT")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from a saved open_clip folder (e.g. core/bundled/tiny/clip)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_config(args.out, args.patch, args.width, args.layers, args.timm)
-    model = open_clip.create_model(f"local-dir:{args.out}")
+    if args.init is not None:  # same architecture and tokenizer as the folder we continue from
+        for name in ("open_clip_config.json", "tokenizer.json", "tokenizer_config.json"):
+            (args.out / name).write_bytes((args.init / name).read_bytes())
+    else:
+        write_config(args.out, args.patch, args.width, args.layers, args.timm)
+    model = open_clip.create_model(f"local-dir:{args.init or args.out}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{args.out}")
     pixels, scenes, groups = load_set(args.data)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
