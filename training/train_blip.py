@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--patch", type=int, default=12)
+    ap.add_argument("--itm-pos-weight", type=float, default=1.0,
+                    help="weight of the match class in the ITM loss (2 balances one positive to two negatives)")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
     args = ap.parse_args()
@@ -153,7 +155,7 @@ def main() -> None:
         out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
                                encoder_attention_mask=atts).last_hidden_state
         logits = itm.itm_head(out[:, 0])
-        itm_loss = F.cross_entropy(logits, itm_labels)
+        itm_loss = F.cross_entropy(logits, itm_labels, weight=torch.tensor([1.0, args.itm_pos_weight]))
 
         loss = lm_loss + itc_loss + itm_loss
         opt.zero_grad(set_to_none=True)
