@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .child import Runner, peak_rss_mb
+from .child import Runner, load_timed, peak_rss_mb
 
 BASELINE_BATCH = 32
 
@@ -64,12 +64,8 @@ def product_task(args: dict[str, Any]) -> dict[str, Any]:
     imports_s, imports_rss = time.perf_counter() - start, peak_rss_mb()
     settings = Settings(home=Path(args["home"]), **args["settings"])
     models = Models(settings)
-    t = time.perf_counter()
+    loads = load_timed(models, "clip", "captioner")  # the captions phase then times captioning only
     clip = models.clip
-    clip_load_s = time.perf_counter() - t
-    t = time.perf_counter()
-    models.captioner  # noqa: B018 - loaded here so the captions phase times captioning only
-    captioner_load_s = time.perf_counter() - t
     clock = PhaseClock()
     t = time.perf_counter()
     with open_stores(settings, models.facts(), clip.dim) as stores:
@@ -92,8 +88,7 @@ def product_task(args: dict[str, Any]) -> dict[str, Any]:
         "images": n,
         "imports_s": imports_s,
         "rss_after_imports_mb": imports_rss,
-        "clip_load_s": clip_load_s,
-        "captioner_load_s": captioner_load_s,
+        **loads,
         "open_stores_s": open_s,
         "index_s": index_s,
         "e2e_img_s": n / index_s,

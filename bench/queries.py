@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .child import Runner, child_env
+from .child import Runner, child_env, load_timed
 from .plan import QueryPlan
 from .stats import percentiles_ms, summarize
 
@@ -56,12 +56,8 @@ def warm_task(args: dict[str, Any]) -> dict[str, Any]:
     plan = QueryPlan(**args["plan"])
     settings = Settings(home=Path(args["home"]), **args["settings"])
     models = Models(settings)
-    t = time.perf_counter()
+    loads = load_timed(models, "clip", "itm")
     clip = models.clip
-    clip_load_s = time.perf_counter() - t
-    t = time.perf_counter()
-    models.itm  # noqa: B018
-    itm_load_s = time.perf_counter() - t
     texts = list(TEXTS)
     t = time.perf_counter()
     stores = open_stores(settings, models.facts(), clip.dim)
@@ -88,8 +84,7 @@ def warm_task(args: dict[str, Any]) -> dict[str, Any]:
             shutil.rmtree(cache, ignore_errors=True)
             lat["query_rerank_cold"] += _times(1, [text], reranked)
             lat["query_rerank_warm"] += _times(plan.warm_repeats, [text], reranked)
-    return {"indexed": indexed, "rerank_k": k, "clip_load_s": clip_load_s, "itm_load_s": itm_load_s,
-            "open_stores_s": open_s, "latency": {op: percentiles_ms(v) for op, v in lat.items()}}
+    return {"indexed": indexed, "rerank_k": k, **loads, "open_stores_s": open_s, "latency": {op: percentiles_ms(v) for op, v in lat.items()}}
 
 
 def cold_cli(settings: dict[str, str], home: Path, text: str) -> dict[str, float]:
