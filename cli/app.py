@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .output import out as _out, fail, print_hits, print_index_report, print_status, progress_bar
+from .output import err, out as _out, fail, print_hits, print_index_report, print_status, progress_bar
+from .service_commands import service_app
 
 app = typer.Typer(
     name="imgsearch",
@@ -39,6 +40,13 @@ def _settings(home: Path | None, models: str | None, qdrant_url: str | None) -> 
     return Settings(**overrides)
 
 
+def _service(settings: Any) -> Any:
+    """A running service for these settings (queries then pay no model load), or None."""
+    from imgsearch.service.client import find_service
+
+    return find_service(settings)
+
+
 def _guarded(fn: Any) -> Any:
     from imgsearch.errors import ImgsearchError
 
@@ -64,14 +72,18 @@ def index(
     settings = _settings(home, models, qdrant_url)
 
     def run() -> Any:
+        service = _service(settings)
+        if service is not None:
+            from .remote import index_through
+
+            return index_through(service, paths, captions=not no_captions, show_progress=not as_json)
         from imgsearch.indexer import run_index
 
         with progress_bar(enabled=not as_json) as progress:
             return run_index(settings, paths, captions=not no_captions,
-                             precompute_rerank=precompute_rerank, progress=progress)
+                             precompute_rerank=precompute_rerank, progress=progress).as_json()
 
-    report = _guarded(run)
-    print_index_report(report, as_json)
+    print_index_report(_guarded(run), as_json)
 
 
 @app.command()
@@ -88,13 +100,17 @@ def query(
     """Find images that match TEXT, best first."""
     settings = _settings(home, models, qdrant_url)
 
+    k = 0 if no_rerank else rerank_k
+
     def run() -> Any:
+        service = _service(settings)
+        if service is not None:
+            return service.get("/api/search", q=text, limit=limit, rerank_k=k)["hits"]
         from imgsearch.searcher import run_query
 
-        return run_query(settings, text, limit=limit, rerank_k=0 if no_rerank else rerank_k)
+        return [h.as_json() for h in run_query(settings, text, limit=limit, rerank_k=k)]
 
-    hits = _guarded(run)
-    print_hits(hits, as_json)
+    print_hits(_guarded(run), as_json)
 
 
 @app.command()
@@ -108,11 +124,43 @@ def status(
     settings = _settings(home, models, qdrant_url)
 
     def run() -> Any:
+        service = _service(settings)
+        if service is not None:
+            return {**service.get("/api/status"), "service": service.url}
         from imgsearch.status import read_status
 
-        return read_status(settings)
+        return read_status(settings).as_json()
 
     print_status(_guarded(run), as_json)
+
+
+@app.command()
+def watch(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Folders to watch (added to those it already watches).")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Address to serve on (default 127.0.0.1; others need a token).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="Port to serve on (0: any free port).")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", help="Token requests must carry (env IMGSEARCH_TOKEN).")] = None,
+    polling: Annotated[bool, typer.Option("--polling", help="Poll for changes instead of inotify (network mounts).")] = False,
+    no_captions: Annotated[bool, typer.Option("--no-captions", help="Only CLIP vectors; skip BLIP captions.")] = False,
+    home: HomeOpt = None,
+    models: ModelsOpt = None,
+    qdrant_url: QdrantOpt = None,
+) -> None:
+    """Run the background service: keep the folders indexed as they change and answer queries
+    (HTTP API on 127.0.0.1) with warm models. Stop with Ctrl-C or SIGTERM."""
+    settings = _settings(home, models, qdrant_url)
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("token", token)) if v is not None}
+    if polling:
+        overrides["polling"] = True
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+
+    def run() -> None:
+        from imgsearch.service.run import run_service
+
+        run_service(settings, paths or [], captions=not no_captions, echo=lambda m: err.print(m, highlight=False))
+
+    _guarded(run)
 
 
 @app.command()
@@ -127,6 +175,9 @@ def example(
 
     written = write_examples(folder, count, seed)
     _out.print(f"wrote {written} pictures to {folder}; try: imgsearch index {folder} --models tiny")
+
+
+app.add_typer(service_app, name="service")
 
 
 def main() -> None:

@@ -65,36 +65,37 @@ def progress_bar(enabled: bool) -> Iterator[RichProgress]:
         yield RichProgress(p)
 
 
-def print_index_report(report: Any, as_json: bool) -> None:
-    from dataclasses import asdict
-
+def print_index_report(report: dict[str, Any], as_json: bool) -> None:
+    """`report`: an index report as JSON (what the library's report_json and the service give)."""
     if as_json:
-        d = asdict(report)
-        d["skipped"] = [{"path": p, "reason": r} for p, r in report.skipped]
-        d["problems"] = [{"path": p, "reason": r} for p, r in report.problems]
-        out.print_json(json.dumps(d))
+        out.print_json(json.dumps(report))
         return
-    parts = [f"{report.seen} images seen", f"{report.embedded} embedded", f"{report.unchanged} unchanged"]
-    for label, n in (("moved", report.moved), ("copied from duplicates", report.copied),
-                     ("removed", report.removed), ("captioned", report.captioned),
-                     ("repaired after an interrupted run", report.repaired)):
-        if n:
-            parts.append(f"{n} {label}")
+    parts = [f"{report['seen']} images seen", f"{report['embedded']} embedded", f"{report['unchanged']} unchanged"]
+    for label, key in (("moved", "moved"), ("copied from duplicates", "copied"), ("removed", "removed"),
+                       ("captioned", "captioned"), ("repaired after an interrupted run", "repaired")):
+        if report.get(key):
+            parts.append(f"{report[key]} {label}")
     out.print(", ".join(parts))
-    if report.skipped:
-        out.print(f"[yellow]{len(report.skipped)} skipped:[/]")
-        for path, reason in report.skipped[:20]:
-            out.print(f"  {path}: {reason}", highlight=False)
-        if len(report.skipped) > 20:
-            out.print(f"  … and {len(report.skipped) - 20} more (imgsearch status lists them all)")
-    for path, reason in report.problems:
-        out.print(f"[yellow]not scanned:[/] {path}: {reason}", highlight=False)
+    skipped = report.get("skipped", [])
+    if skipped:
+        out.print(f"[yellow]{len(skipped)} skipped:[/]")
+        for s in skipped[:20]:
+            out.print(f"  {s['path']}: {s['reason']}", highlight=False)
+        if len(skipped) > 20:
+            out.print(f"  … and {len(skipped) - 20} more (imgsearch status lists them all)")
+    for p in report.get("problems", []):
+        out.print(f"[yellow]not scanned:[/] {p['path']}: {p['reason']}", highlight=False)
+    if report.get("cancelled"):
+        out.print("[yellow]stopped early; the next run finishes the work[/]")
 
 
-def print_hits(hits: list[Any], as_json: bool) -> None:
+def print_hits(hit_dicts: list[dict[str, Any]], as_json: bool) -> None:
+    from types import SimpleNamespace
+
     if as_json:
-        typer.echo(json.dumps([h.as_json() for h in hits], indent=2))
+        typer.echo(json.dumps(hit_dicts, indent=2))
         return
+    hits = [SimpleNamespace(**h) for h in hit_dicts]
     if not hits:
         out.print("No results. Is anything indexed? Try: imgsearch index ~/Photos")
         return
@@ -107,10 +108,14 @@ def print_hits(hits: list[Any], as_json: bool) -> None:
     out.print(table)
 
 
-def print_status(status: Any, as_json: bool) -> None:
+def print_status(status_json: dict[str, Any], as_json: bool) -> None:
+    from types import SimpleNamespace
+
     if as_json:
-        typer.echo(json.dumps(status.as_json(), indent=2, default=str))
+        typer.echo(json.dumps(status_json, indent=2, default=str))
         return
+    status = SimpleNamespace(**status_json)
+    status.skipped_files = [(s["path"], s["reason"]) for s in status_json["skipped_files"]]
     vectors = "unknown (store busy)" if status.vectors is None else str(status.vectors)
     rows = [
         ("profile", status.profile), ("images", str(status.images)), ("vectors", vectors),
@@ -120,6 +125,12 @@ def print_status(status: Any, as_json: bool) -> None:
     ] + [(k, v) for k, v in status.models.items()]
     for k, v in rows:
         out.print(f"{k:>17}: {v}", highlight=False)
+    activity = status_json.get("activity")
+    if activity:
+        busy = activity["state"] if activity["state"] == "idle" else (
+            f"{activity['state']} {activity['done']}/{activity['total'] if activity['total'] is not None else '?'}")
+        out.print(f"{'service':>17}: {status_json.get('service', 'running')}, {busy}, {activity['queued']} waiting",
+                  highlight=False)
     if status.note:
         out.print(f"[yellow]note:[/] {status.note}")
     for path, reason in status.skipped_files[:50]:

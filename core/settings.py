@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     rerank_cache_mb: int = 2048
     caption_max_tokens: int = 30
 
+    # The watch service (`imgsearch watch`).
+    roots: list[Path] = Field(default_factory=list)  # folders it always watches (JSON list in env)
+    host: str = "127.0.0.1"
+    port: int = 7861
+    token: str | None = None  # required to bind beyond loopback; generated when not given
+    rescan_minutes: float = 60.0  # a full incremental pass catches what events missed
+    polling: bool = False  # poll instead of inotify (network mounts)
+
     @property
     def index_dir(self) -> Path:
         """Each model profile keeps its own index: switching profiles never mixes vectors."""
@@ -50,6 +58,11 @@ class Settings(BaseSettings):
     @property
     def collection(self) -> str:
         return "imgsearch-" + re.sub(r"[^a-z0-9]+", "-", self.models.lower()).strip("-")
+
+    @property
+    def service_file(self) -> Path:
+        """Where a running service says how to reach it (url, token, pid)."""
+        return self.index_dir / "service.json"
 
     @property
     def rerank_cache_dir(self) -> Path:

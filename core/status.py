@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from imgsearch.errors import StoreLockedError
 from imgsearch.models.profiles import resolve_profile
 from imgsearch.settings import Settings
-from imgsearch.stores.catalog import open_catalog
-from imgsearch.stores.vectors import open_vector_store
+from imgsearch.stores.catalog import Catalog, CatalogCounts, open_catalog
+from imgsearch.stores.vectors import VectorStore, open_vector_store
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Status:
 
 
 def read_status(settings: Settings) -> Status:
+    """Status from the stores themselves (no service running: this process opens them)."""
     resolve_profile(settings)  # an unknown profile is an error here too
     catalog = open_catalog(settings.catalog)
     try:
@@ -55,6 +56,19 @@ def read_status(settings: Settings) -> Status:
     except StoreLockedError:
         where = str(settings.edge_path)
         note = "the vector store is open in another imgsearch process (an index run?)"
+    return _status(settings, catalog, counts, meta, skipped, vectors, where, note)
+
+
+def status_of(settings: Settings, catalog: Catalog, vectors: VectorStore) -> Status:
+    """Status from stores this process already holds open (the service)."""
+    return _status(settings, catalog, catalog.counts(), catalog.meta(), catalog.skipped(), vectors.count(),
+                   vectors.location, None)
+
+
+def _status(
+    settings: Settings, catalog: Catalog, counts: CatalogCounts, meta: dict[str, str],
+    skipped: list[tuple[str, str]], vectors: int | None, where: str, note: str | None,
+) -> Status:
     return Status(
         profile=settings.models, images=counts.images, vectors=vectors, captioned=counts.captioned,
         pending_vectors=counts.images - counts.with_vector,

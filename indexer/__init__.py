@@ -9,6 +9,7 @@ from imgsearch.models import Models
 from imgsearch.progress import Progress
 from imgsearch.settings import Settings
 from imgsearch.stores import open_stores
+from imgsearch.stores.lock import WriterLock
 
 from .pipeline import IndexReport, index
 
@@ -22,10 +23,11 @@ def run_index(
     progress: Progress | None = None,
     client: object = None,
 ) -> IndexReport:
-    """Open the stores for these settings and index `paths` (the CLI's and the service's entry)."""
+    """Open the stores for these settings and index `paths` (the CLI's entry when no service
+    runs). Holds the writer lock, so a second writer is refused with a clear message."""
     models = Models(settings)
-    clip = models.clip
-    with open_stores(settings, models.facts(), clip.dim, client=client) as stores:
+    with WriterLock(settings.index_dir, "imgsearch index"), \
+            open_stores(settings, models.facts(), models.clip.dim, client=client) as stores:
         report = index(paths, stores, models, captions=captions, progress=progress)
         if precompute_rerank:
             from .precompute import precompute_rerank

@@ -3,6 +3,7 @@ Identical contents are captioned once. Search works before this phase starts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from imgsearch.models import Models
@@ -14,9 +15,14 @@ from .reader import Decoded, Failed, read_all
 from .scan import FoundFile
 
 
-def caption_pending(stores: Stores, models: Models, workers: int, progress: Progress) -> int:
+def caption_pending(
+    stores: Stores, models: Models, workers: int, progress: Progress, *, limit: int = 10**9,
+    cancel: Callable[[], bool] | None = None,
+) -> int:
+    """Caption up to `limit` images; `cancel` is polled between batches (the service stops early
+    when new files wait for vectors, which come first)."""
     stores.catalog.adopt_captioner(model_ref_id(models.profile.captioner))
-    todo = stores.catalog.needs_caption(limit=10**9)
+    todo = stores.catalog.needs_caption(limit=limit)
     if not todo:
         return 0
     progress.phase("captions", len(todo))
@@ -52,6 +58,8 @@ def caption_pending(stores: Stores, models: Models, workers: int, progress: Prog
         batch.append((by_path[str(outcome.found.path)].id, outcome.pixels))
         if len(batch) >= models.settings.caption_batch_size:
             flush()
+            if cancel is not None and cancel():
+                break
     flush()
     return done
 

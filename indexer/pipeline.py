@@ -9,8 +9,8 @@ captions. Broken files are skipped with a reason kept in the catalog; the run go
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,13 @@ class IndexReport:
     repaired: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False  # stopped early (service shutdown); the next run finishes the work
+
+    def as_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        d["problems"] = [{"path": p, "reason": r} for p, r in self.problems]
+        return d
 
 
 def normalise_roots(roots: Sequence[Path]) -> list[Path]:
@@ -109,8 +116,12 @@ def index(
     *,
     captions: bool = True,
     progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> IndexReport:
+    """`cancel` is polled between batches: when it says stop, the batch in hand is finished and
+    the run ends without removals or captions (a later run does them)."""
     progress = progress or NoProgress()
+    cancelled = cancel or (lambda: False)
     report = IndexReport()
     roots = normalise_roots(roots)
     report.repaired = repair(stores)
@@ -150,7 +161,14 @@ def index(
             run.batch.append(outcome)
             if len(run.batch) >= models.settings.batch_size:
                 run.embed_batch()
+                if cancelled():
+                    break
     run.embed_batch()
+    if cancelled():
+        stores.vectors.flush()
+        progress.done()
+        report.cancelled = True
+        return report
 
     leaving = [k for k in gone.values() if k.id not in run.moved_ids]
     if leaving:
@@ -162,7 +180,7 @@ def index(
     stores.vectors.flush()
     progress.done()
     if captions:
-        report.captioned = caption_pending(stores, models, workers, progress)
+        report.captioned = caption_pending(stores, models, workers, progress, cancel=cancel)
         progress.done()
     return report
 

@@ -27,18 +27,20 @@ class Hit:
     height: int | None
     taken_at: datetime | None
     file_id: int
+    size: int | None = None  # bytes on disk when indexed
 
     def as_json(self) -> dict[str, object]:
         return {
             "path": self.path, "score": self.score, "clip_score": self.clip_score,
             "itm_score": self.itm_score, "caption": self.caption, "width": self.width,
             "height": self.height, "taken_at": self.taken_at.isoformat() if self.taken_at else None,
+            "size": self.size, "id": self.file_id,
         }
 
 
 def _hit(info: FileInfo, clip: float, itm: float | None = None, score: float | None = None) -> Hit:
     return Hit(info.path, clip if score is None else score, clip, itm, info.caption, info.width, info.height,
-               info.taken_at, info.id)
+               info.taken_at, info.id, info.size)
 
 
 def search(

@@ -248,6 +248,38 @@ class Catalog:
         with self.session() as s, s.begin():
             s.execute(update(FileRow).where(FileRow.id == file_id).values(path=new_path, size=size, mtime_ns=mtime_ns))
 
+    def ids_under(self, path: str) -> dict[int, bool]:
+        """Rows at `path` or below it (a file or a folder): id -> has_vector."""
+        prefix = path.rstrip("/") + "/"
+        with self.session() as s:
+            q = select(FileRow.id, FileRow.has_vector).where(
+                (FileRow.path == path) | (func.substr(FileRow.path, 1, len(prefix)) == prefix))
+            return {i: v for i, v in s.execute(q)}
+
+    def move_under(self, src: str, dest: str) -> tuple[int, list[int]]:
+        """Rename a file's or a whole folder's rows from `src` to `dest`, keeping their ids (and
+        so their vectors and captions). Rows already at a destination path are replaced by the
+        moved ones, as the file system did. Returns how many rows moved and the ids of the
+        replaced rows that had vectors (the caller deletes those points)."""
+        src_prefix, dest_prefix = src.rstrip("/") + "/", dest.rstrip("/") + "/"
+        with self.session() as s, s.begin():
+            rows = list(s.scalars(select(FileRow).where(
+                (FileRow.path == src) | (func.substr(FileRow.path, 1, len(src_prefix)) == src_prefix))))
+            targets = [dest if r.path == src else dest_prefix + r.path[len(src_prefix):] for r in rows]
+            replaced: list[int] = []
+            if targets:
+                replaced = list(s.scalars(select(FileRow.id).where(FileRow.path.in_(targets), FileRow.has_vector)))
+                s.execute(delete(FileRow).where(FileRow.path.in_(targets)))
+                s.flush()
+            for row, target in zip(rows, targets):
+                row.path = target
+            return len(rows), replaced
+
+    def info(self, file_id: int) -> FileInfo | None:
+        with self.session() as s:
+            row = s.get(FileRow, file_id)
+            return _info(row) if row is not None and row.error is None else None
+
     def delete(self, ids: Sequence[int]) -> None:
         with self.session() as s, s.begin():
             s.execute(delete(FileRow).where(FileRow.id.in_(list(ids))))

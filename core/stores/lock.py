@@ -1,0 +1,62 @@
+"""One writer per data directory.
+
+Qdrant Edge and SQLite allow one writing process. The writer (the service, or an `index` run
+without one) holds an exclusive `flock` on `writer.lock` in the index folder for its lifetime;
+the kernel drops it when the process dies, even by SIGKILL, so a stale lock never blocks. The
+holder writes who it is into the lock file, so a refused second writer can say who holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+
+from imgsearch.errors import StoreLockedError
+
+LOCK_NAME = "writer.lock"
+
+
+class WriterLock:
+    def __init__(self, folder: Path, role: str) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self.role = role
+        self._fd: int | None = None
+
+    def acquire(self) -> WriterLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = read_holder(self.path)
+            who = f"{holder.get('role', 'another imgsearch process')} (pid {holder.get('pid', '?')})"
+            hint = ("Stop it first (imgsearch service stop), or let it do the work: imgsearch commands "
+                    "go through a running service." if holder.get("role") == "service" else
+                    "Wait for it to finish, or stop it.")
+            raise StoreLockedError(f"the index in {self.path.parent} is being written by {who}. {hint}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "role": self.role}).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> WriterLock:
+        return self.acquire()
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()
+
+
+def read_holder(path: Path) -> dict[str, object]:
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,106 @@
+"""What the service holds while it runs: settings, warm models, the open stores and what the
+background worker is doing. The HTTP routes and the worker both go through it.
+
+Queries and indexing run on different threads at once; every call into the stores takes one lock
+(`_Locked`), so a query is never blocked for a whole indexing batch, only for one store call."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from imgsearch.errors import ImgsearchError
+from imgsearch.models import Models
+from imgsearch.settings import Settings
+from imgsearch.status import status_of
+from imgsearch.stores import Stores
+from imgsearch.stores.catalog import FileInfo
+from imgsearch.searcher import Hit, search
+from imgsearch.searcher.search import search_vector
+
+
+class NotIndexedError(ImgsearchError):
+    """An image id the catalog does not hold (the API answers 404)."""
+
+
+class _Locked:
+    """Every method call on the wrapped store holds the shared lock."""
+
+    def __init__(self, target: Any, lock: threading.RLock) -> None:
+        self._target, self._lock = target, lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+        lock = self._lock
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return attr(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class Activity:
+    """What the worker is doing, for /api/status and the CLI's progress."""
+
+    state: str = "idle"  # idle | scanning | vectors | captions | events
+    phase: str | None = None
+    done: int = 0
+    total: int | None = None
+    queued: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ActivityProgress:
+    """The library's Progress protocol, recorded into an Activity."""
+
+    def __init__(self, activity: Activity) -> None:
+        self.activity = activity
+
+    def phase(self, name: str, total: int | None) -> None:
+        self.activity.state, self.activity.phase = name, name
+        self.activity.done, self.activity.total = 0, total
+
+    def advance(self, n: int = 1) -> None:
+        self.activity.done += n
+
+    def done(self) -> None:
+        pass
+
+
+class Engine:
+    def __init__(self, settings: Settings, models: Models, stores: Stores) -> None:
+        self.settings, self.models = settings, models
+        self._lock = threading.RLock()
+        self.raw_stores = stores
+        self.stores = Stores(_Locked(stores.catalog, self._lock), _Locked(stores.vectors, self._lock))  # type: ignore[arg-type]
+        self.activity = Activity()
+
+    def search(self, text: str, limit: int, rerank_k: int) -> list[Hit]:
+        return search(text, self.stores, self.models, limit=limit, rerank_k=rerank_k)
+
+    def similar(self, file_id: int, limit: int) -> list[Hit]:
+        """Images nearest to an indexed image's own CLIP vector (itself first)."""
+        vector = self.stores.vectors.get_vectors([file_id]).get(file_id)
+        if vector is None:
+            raise NotIndexedError(f"image {file_id} is not indexed")
+        return search_vector(np.asarray(vector), self.stores, self.models, limit=limit)
+
+    def image(self, file_id: int) -> FileInfo:
+        info = self.stores.catalog.info(file_id)
+        if info is None:
+            raise NotIndexedError(f"image {file_id} is not indexed")
+        return info
+
+    def status(self) -> dict[str, Any]:
+        d = status_of(self.settings, self.stores.catalog, self.stores.vectors).as_json()  # type: ignore[arg-type]
+        d["activity"] = self.activity.as_json()
+        return d

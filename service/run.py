@@ -1,0 +1,142 @@
+"""`imgsearch watch`: start the service and run it until SIGTERM or Ctrl-C.
+
+Start: take the writer lock (one service per data directory), load the models, open the stores,
+start watching, then serve HTTP while the worker does an incremental pass over every root. Stop:
+uvicorn ends on SIGTERM/SIGINT; the worker finishes the batch in hand, both stores are flushed
+and closed, the lock is dropped, exit 0. After a kill -9 the next start's `repair` mends the
+stores (every index run begins with it)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import logging.handlers
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from imgsearch.errors import ConfigError
+from imgsearch.models import Models
+from imgsearch.settings import Settings
+from imgsearch.stores import open_stores
+from imgsearch.stores.lock import WriterLock
+
+from .api import create_app
+from .engine import Engine
+from .watcher import ChangeCollector, Watcher
+from .worker import Roots, Worker
+
+log = logging.getLogger("imgsearch.service")
+
+
+class _Stop(Exception):
+    """SIGTERM, turned into an exception so the shutdown code runs."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _logging(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(folder / "service.log", maxBytes=5_000_000, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.addFilter(lambda r: r.name.startswith("imgsearch") or r.levelno >= logging.WARNING)
+    root.addHandler(console)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}. Pick another --port "
+                          "(0 lets the system choose).") from None
+    sock.listen(128)
+    return sock
+
+
+def _write_service_file(settings: Settings, url: str, token: str | None) -> None:
+    path = settings.service_file
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold the token
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "url": url, "token": token, "profile": settings.models}, f)
+    os.replace(tmp, path)
+
+
+def run_service(
+    settings: Settings, paths: Sequence[Path] = (), *, captions: bool = True,
+    echo: object = print,
+) -> None:
+    host, port, token = settings.host, settings.port, settings.token
+    if not is_loopback(host) and not token:
+        token = secrets.token_urlsafe(24)
+        echo(f"bound beyond loopback: requests need this token (also in {settings.service_file}):\n  {token}")
+    index_dir = settings.index_dir
+    lock = WriterLock(index_dir, "service").acquire()
+    _logging(index_dir)
+    stores = None
+    try:
+        sock = _bind(host, port)
+        models = Models(settings)
+        clip = models.clip
+        stores = open_stores(settings, models.facts(), clip.dim)
+        engine = Engine(settings, models, stores)
+        roots = Roots(index_dir, [*settings.roots, *paths])
+        collector = ChangeCollector(ignore=(str(settings.home.absolute()),))
+        watcher = Watcher(collector, polling=settings.polling)
+        watcher.start(roots.paths)  # events first, then the pass: nothing falls in between
+        worker = Worker(engine, roots, collector, watcher, rescan_seconds=settings.rescan_minutes * 60,
+                        captions=captions)
+        worker.start()
+        app = create_app(engine, worker, token)
+        bound_host, bound_port = sock.getsockname()[:2]
+        url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
+        _write_service_file(settings, url, token)
+        log.info("serving %s on %s, watching %s", index_dir, url, ", ".join(map(str, roots.paths)) or "nothing yet")
+        echo(f"imgsearch service on {url} (watching {len(roots.paths)} folder(s); log: {index_dir / 'service.log'})")
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        # uvicorn shuts down on SIGTERM/SIGINT, then re-raises the signal under the handler it found:
+        # make that handler end the process through the `finally` below, not by the default kill.
+        previous = signal.signal(signal.SIGTERM, _raise_stop)
+        try:
+            server.run(sockets=[sock])
+        except (KeyboardInterrupt, _Stop):
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            log.info("stopping: finishing the batch in hand")
+            worker.stop()
+            watcher.stop()
+            worker.join()
+            stores.vectors.flush()
+    finally:
+        settings.service_file.unlink(missing_ok=True)
+        if stores is not None:
+            stores.close()
+        lock.release()
+        log.info("stopped")

@@ -1,0 +1,33 @@
+"""Small WebP thumbnails of indexed images, made once and kept in the index folder under the
+image's content hash (a moved or renamed file keeps its thumbnail; a changed one gets a new one)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from imgsearch.imaging import decode
+from imgsearch.stores.catalog import FileInfo
+
+SIZE = 320
+
+
+def thumbnail_path(folder: Path, info: FileInfo) -> Path:
+    key = info.sha256 or f"id-{info.id}-{info.size}"
+    return folder / key[:2] / f"{key}-{SIZE}.webp"
+
+
+def thumbnail(folder: Path, info: FileInfo) -> Path:
+    """The thumbnail file, made now if missing. Raises BadImageError for an unreadable image."""
+    path = thumbnail_path(folder, info)
+    if path.exists():
+        return path
+    with open(info.path, "rb") as f:
+        image = decode(f.read(), min_side=SIZE).image
+    image.thumbnail((SIZE, SIZE))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    image.save(tmp, "WEBP", quality=80, method=4)
+    os.replace(tmp, path)  # readers never see half a file
+    return path

@@ -1,0 +1,200 @@
+"""The service's one writer thread: it applies file-system changes, runs index jobs asked for
+over the API, rescans the roots now and then, and writes captions when nothing else waits.
+
+Order of priority: changes and jobs (new vectors make new files searchable) before captions;
+captions go in small chunks that stop as soon as other work arrives."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from imgsearch.errors import ImgsearchError
+from imgsearch.indexer import index
+from imgsearch.indexer.captions import caption_pending
+from imgsearch.indexer.changes import forget, relocate
+from imgsearch.indexer.pipeline import IndexReport, normalise_roots
+
+from .engine import ActivityProgress, Engine
+from .watcher import ChangeCollector, Op, Watcher
+
+log = logging.getLogger("imgsearch.worker")
+ROOTS_FILE = "roots.json"
+
+
+@dataclass
+class Job:
+    id: int
+    paths: list[str]
+    captions: bool
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    report: dict[str, Any] | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Roots:
+    """The watched folders, kept in the index folder so a restarted service watches them again."""
+
+    def __init__(self, folder: Path, extra: list[Path]) -> None:
+        self.file = folder / ROOTS_FILE
+        try:
+            saved = [Path(p) for p in json.loads(self.file.read_text())]
+        except (OSError, ValueError):
+            saved = []
+        self.paths: list[Path] = []
+        self.add([*saved, *extra])
+
+    def add(self, paths: list[Path]) -> list[Path]:
+        new = [p for p in normalise_roots(paths) if p not in self.paths]
+        if new:
+            self.paths.extend(new)
+            tmp = self.file.with_suffix(".tmp")
+            tmp.write_text(json.dumps([str(p) for p in self.paths], indent=1))
+            os.replace(tmp, self.file)
+        return new
+
+
+class Worker(threading.Thread):
+    def __init__(
+        self, engine: Engine, roots: Roots, collector: ChangeCollector, watcher: Watcher, *,
+        rescan_seconds: float = 3600.0, captions: bool = True, caption_chunk: int = 32,
+    ) -> None:
+        super().__init__(name="imgsearch-worker", daemon=True)
+        self.engine, self.roots, self.collector, self.watcher = engine, roots, collector, watcher
+        self.rescan_seconds, self.captions, self.caption_chunk = rescan_seconds, captions, caption_chunk
+        self.jobs: dict[int, Job] = {}
+        self._queue: queue.Queue[Job] = queue.Queue()
+        self._ids = itertools.count(1)
+        self._halt = threading.Event()
+        self._captions_due = True
+        self._last_scan = 0.0
+
+    # --- asked by the API ------------------------------------------------------------------------
+    def submit(self, paths: list[str], captions: bool = True) -> Job:
+        job = Job(next(self._ids), [str(p) for p in normalise_roots([Path(p) for p in paths])], captions)
+        self.jobs[job.id] = job
+        self._queue.put(job)
+        return job
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def should_stop(self) -> bool:
+        return self._halt.is_set()
+
+    # --- the loop --------------------------------------------------------------------------------
+    def run(self) -> None:
+        self._scan()  # what changed while the service was down
+        while not self._halt.is_set():
+            try:
+                if not self._step():
+                    self._halt.wait(0.2)
+            except Exception:  # one bad event or file must not end the service
+                log.exception("worker step failed; going on")
+                self._halt.wait(1.0)
+        for job in self.jobs.values():
+            if job.state == "queued":
+                job.state, job.error = "cancelled", "the service stopped"
+
+    def _step(self) -> bool:
+        """One unit of work; False when there was nothing to do."""
+        self.engine.activity.queued = self.collector.waiting() + self._queue.qsize()
+        ops = self.collector.ready()
+        if ops:
+            self._apply(ops)
+            return True
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            job = None
+        if job is not None:
+            self._run_job(job)
+            return True
+        if time.monotonic() - self._last_scan >= self.rescan_seconds:
+            self._scan()
+            return True
+        if self.captions and self._captions_due:
+            return self._caption_some()
+        self.engine.activity.state, self.engine.activity.phase = "idle", None
+        return False
+
+    def _busy(self) -> bool:
+        """Polled between batches: stop early for shutdown; captions also yield to new work."""
+        return self._halt.is_set()
+
+    def _yield_captions(self) -> bool:
+        return self._halt.is_set() or self.collector.waiting() > 0 or not self._queue.empty()
+
+    def _index(self, paths: list[Path], state: str) -> IndexReport:
+        self.engine.activity.state = state
+        report = index(paths, self.engine.stores, self.engine.models, captions=False,
+                       progress=ActivityProgress(self.engine.activity), cancel=self._busy)
+        self.engine.activity.state = state
+        if report.embedded or report.copied or report.moved:
+            self._captions_due = True
+        return report
+
+    def _scan(self) -> None:
+        self._last_scan = time.monotonic()
+        if self.roots.paths:
+            report = self._index(list(self.roots.paths), "scanning")
+            log.info("scan: %d seen, %d embedded, %d moved, %d removed, %d skipped", report.seen,
+                     report.embedded, report.moved, report.removed, len(report.skipped))
+
+    def _apply(self, ops: list[Op]) -> None:
+        stores = self.engine.stores
+        self.engine.activity.state = "events"
+        to_index: list[Path] = []
+        for op in ops:
+            if op.kind == "forget":
+                n = forget(stores, op.path)
+                if n:
+                    log.info("removed %d image(s) under %s", n, op.path)
+            elif op.kind == "move":
+                assert op.dest is not None
+                if relocate(stores, op.path, op.dest):
+                    log.info("moved %s -> %s", op.path, op.dest)
+                else:
+                    to_index.append(Path(op.dest))  # not indexed under its old name: new to us
+            else:
+                to_index.append(Path(op.path))
+        if to_index:
+            report = self._index(to_index, "events")
+            if report.embedded or report.skipped or report.copied:
+                log.info("events: %d file(s) embedded, %d copied, %d skipped", report.embedded, report.copied,
+                         len(report.skipped))
+
+    def _run_job(self, job: Job) -> None:
+        job.state = "running"
+        try:
+            paths = [Path(p) for p in job.paths]
+            for root in self.roots.add([p for p in paths if p.is_dir()]):
+                self.watcher.add(root)
+            report = self._index(paths, "vectors")
+            job.report = report.as_json()
+            job.state = "cancelled" if report.cancelled else "done"
+        except ImgsearchError as e:
+            job.state, job.error = "failed", str(e)
+        except Exception as e:
+            log.exception("index job %d failed", job.id)
+            job.state, job.error = "failed", f"{type(e).__name__}: {e}"
+
+    def _caption_some(self) -> bool:
+        self.engine.activity.state = "captions"
+        done = caption_pending(self.engine.stores, self.engine.models, self.engine.settings.decode_workers,
+                               ActivityProgress(self.engine.activity), limit=self.caption_chunk,
+                               cancel=self._yield_captions)
+        if done == 0:
+            self._captions_due = False
+        return done > 0
