@@ -83,8 +83,12 @@ class Engine:
         self.raw_stores = stores
         self.stores = Stores(_Locked(stores.catalog, self._lock), _Locked(stores.vectors, self._lock))  # type: ignore[arg-type]
         self.activity = Activity()
+        self._loading = threading.Lock()
 
     def search(self, text: str, limit: int, rerank_k: int) -> list[Hit]:
+        if rerank_k > 0:
+            with self._loading:  # two first queries at once must not load BLIP twice
+                self.models.itm
         return search(text, self.stores, self.models, limit=limit, rerank_k=rerank_k)
 
     def similar(self, file_id: int, limit: int) -> list[Hit]:

@@ -1,0 +1,115 @@
+"""The HTTP API over real stores and the bundled tiny models (FastAPI's TestClient)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from imgsearch.indexer import index
+from imgsearch.models import Models
+from imgsearch.service.api import create_app
+from imgsearch.service.engine import Engine
+from imgsearch.service.run import is_loopback
+from imgsearch.settings import Settings
+from imgsearch.stores import open_stores
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    from conftest import make_shapes
+
+    base = tmp_path_factory.mktemp("api")
+    folder = base / "photos"
+    truth = make_shapes(folder, 16, seed=5)
+    (folder / "scenes.json").unlink()
+    (folder / "broken.jpg").write_bytes(b"not a picture")
+    settings = Settings(home=base / "home", models="tiny", batch_size=8, decode_workers=2)
+    models = Models(settings)
+    stores = open_stores(settings, models.facts(), models.clip.dim)
+    index([folder], stores, models)
+    yield Engine(settings, models, stores), folder, truth
+    stores.close()
+
+
+@pytest.fixture(scope="module")
+def client(engine) -> TestClient:
+    return TestClient(create_app(engine[0]))
+
+
+def _ids(engine: Engine) -> dict[str, int]:
+    return {info.path: i for i, info in engine.stores.catalog.get(engine.stores.catalog.vector_ids()).items()}
+
+
+def test_search_returns_ranked_hits_with_scores_and_links(client: TestClient, engine) -> None:
+    r = client.get("/api/search", params={"q": "a red circle", "limit": 5, "rerank_k": 8})
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    assert len(hits) == 5
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    first = hits[0]
+    assert first["itm_score"] is not None and first["clip_score"] is not None
+    assert first["thumbnail"] == f"/api/images/{first['id']}/thumbnail"
+    assert first["folder"] == str(engine[1]) and first["name"] == os.path.basename(first["path"])
+    no_rerank = client.get("/api/search", params={"q": "a red circle", "limit": 5, "rerank_k": 0}).json()["hits"]
+    assert all(h["itm_score"] is None for h in no_rerank)
+
+
+def test_search_validates_its_parameters(client: TestClient) -> None:
+    assert client.get("/api/search", params={"q": ""}).status_code == 422
+    assert client.get("/api/search", params={"q": "x", "limit": 0}).status_code == 422
+
+
+def test_image_thumbnail_and_original_of_an_indexed_image(client: TestClient, engine) -> None:
+    path, file_id = next(iter(_ids(engine[0]).items()))
+    info = client.get(f"/api/images/{file_id}").json()
+    assert info["path"] == path and info["size"] == os.path.getsize(path)
+    thumb = client.get(f"/api/images/{file_id}/thumbnail")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    assert "max-age" in thumb.headers["cache-control"]
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 320
+    original = client.get(f"/api/images/{file_id}/original")
+    assert original.status_code == 200 and original.content == Path(path).read_bytes()
+
+
+def test_more_like_this_puts_the_image_itself_first(client: TestClient, engine) -> None:
+    file_id = next(iter(_ids(engine[0]).values()))
+    hits = client.get(f"/api/images/{file_id}/similar", params={"limit": 4}).json()["hits"]
+    assert hits[0]["id"] == file_id and hits[0]["clip_score"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_only_indexed_images_are_served(client: TestClient, engine) -> None:
+    catalog = engine[0].stores.catalog
+    rows = catalog.files_under([str(engine[1])])
+    broken = rows[str(engine[1] / "broken.jpg")]
+    assert client.get(f"/api/images/{broken.id}/original").status_code == 404
+    assert client.get("/api/images/999999/original").status_code == 404
+    for trick in ("..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "%2Fetc%2Fpasswd", "-1", "1.5"):
+        r = client.get(f"/api/images/{trick}/original")
+        assert r.status_code in (404, 422) and b"root:" not in r.content
+
+
+def test_status_reports_counts_and_activity(client: TestClient) -> None:
+    s = client.get("/api/status").json()
+    assert s["images"] == 16 and s["vectors"] == 16 and s["skipped"] == 1
+    assert s["activity"]["state"] == "idle"
+
+
+def test_token_is_required_when_configured(engine) -> None:
+    guarded = TestClient(create_app(engine[0], token="s3cret"))
+    assert guarded.get("/api/status").status_code == 401
+    assert guarded.get("/api/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert guarded.get("/api/status", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    first = guarded.get("/api/health", params={"token": "s3cret"})
+    assert first.status_code == 200 and "imgsearch_token" in first.cookies
+    assert guarded.get("/api/status").status_code == 200  # the cookie now carries it
+
+
+def test_loopback_detection() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
