@@ -24,7 +24,7 @@ from imgsearch.searcher import Hit
 from imgsearch.stores.catalog import FileInfo
 
 from .engine import Engine, NotIndexedError
-from .thumbnails import thumbnail
+from .thumbnails import THUMBNAILS, thumbnail
 from .worker import Worker
 
 COOKIE = "imgsearch_token"
@@ -60,7 +60,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 
 def create_app(engine: Engine, worker: Worker | None = None, token: str | None = None) -> FastAPI:
     app = FastAPI(title="imgsearch", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
-    thumbs = engine.settings.index_dir / "thumbnails"
+    thumbs = engine.settings.index_dir / THUMBNAILS
 
     if token:
         @app.middleware("http")

@@ -11,6 +11,7 @@ from imgsearch.imaging import decode
 from imgsearch.stores.catalog import FileInfo
 
 SIZE = 320
+THUMBNAILS = "thumbnails"  # the folder's name inside the index folder
 
 
 def thumbnail_path(folder: Path, info: FileInfo) -> Path:
@@ -31,3 +32,15 @@ def thumbnail(folder: Path, info: FileInfo) -> Path:
     image.save(tmp, "WEBP", quality=80, method=4)
     os.replace(tmp, path)  # readers never see half a file
     return path
+
+
+def prune(folder: Path, keep: set[str]) -> int:
+    """Delete thumbnails of contents no longer indexed; returns how many went."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.glob("*/*.webp"):
+        if path.name.rsplit("-", 1)[0] not in keep:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -24,6 +24,7 @@ from imgsearch.indexer.changes import forget, relocate
 from imgsearch.indexer.pipeline import IndexReport, normalise_roots
 
 from .engine import ActivityProgress, Engine
+from .thumbnails import THUMBNAILS, prune
 from .watcher import ChangeCollector, Op, Watcher
 
 log = logging.getLogger("imgsearch.worker")
@@ -151,6 +152,10 @@ class Worker(threading.Thread):
             report = self._index(list(self.roots.paths), "scanning")
             log.info("scan: %d seen, %d embedded, %d moved, %d removed, %d skipped", report.seen,
                      report.embedded, report.moved, report.removed, len(report.skipped))
+            if not report.cancelled:
+                gone = prune(self.engine.settings.index_dir / THUMBNAILS, self.engine.stores.catalog.content_hashes())
+                if gone:
+                    log.info("removed %d thumbnail(s) of images no longer indexed", gone)
 
     def _apply(self, ops: list[Op]) -> None:
         stores = self.engine.stores

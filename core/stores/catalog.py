@@ -190,6 +190,10 @@ class Catalog:
             rows = s.scalars(select(FileRow).where(FileRow.has_vector, FileRow.sha256.is_not(None)))
             return {r.sha256: _info(r) for r in rows if r.sha256}
 
+    def content_hashes(self) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(FileRow.sha256).where(FileRow.sha256.is_not(None))))
+
     def vector_ids(self) -> set[int]:
         with self.session() as s:
             return set(s.scalars(select(FileRow.id).where(FileRow.has_vector)))

@@ -113,3 +113,16 @@ def test_token_is_required_when_configured(engine) -> None:
 def test_loopback_detection() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
+
+
+def test_thumbnails_of_contents_no_longer_indexed_are_pruned(client: TestClient, engine) -> None:
+    from imgsearch.service.thumbnails import prune
+
+    eng = engine[0]
+    file_id = next(iter(_ids(eng).values()))
+    assert client.get(f"/api/images/{file_id}/thumbnail").status_code == 200
+    folder = eng.settings.index_dir / "thumbnails"
+    made = set(folder.glob("*/*.webp"))
+    assert made
+    assert prune(folder, eng.stores.catalog.content_hashes()) == 0 and set(folder.glob("*/*.webp")) == made
+    assert prune(folder, set()) == len(made) and not list(folder.glob("*/*.webp"))
