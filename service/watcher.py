@@ -65,7 +65,11 @@ class ChangeCollector(FileSystemEventHandler):
         dest = os.fsdecode(event.dest_path) if event.dest_path else None
         now = self.clock()
         with self._lock:
-            if kind == "moved" and dest is not None:
+            if src in self.roots and kind in ("deleted", "moved"):
+                # A root vanishing is more often an unmounted drive than a deletion: keep its
+                # images, as `index` does; the next rescan reports the root as missing.
+                log.warning("watched folder %s is gone (unmounted?); its images stay indexed", src)
+            elif kind == "moved" and dest is not None:
                 self._moved(src, dest, is_dir, now)
             elif kind == "deleted":
                 self._pending.pop(src, None)

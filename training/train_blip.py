@@ -76,6 +76,9 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=12)
     ap.add_argument("--itm-pos-weight", type=float, default=1.0,
                     help="weight of the match class in the ITM loss (2 balances one positive to two negatives)")
+    ap.add_argument("--random-negatives", action="store_true",
+                    help="add one random non-matching in-batch sentence per picture to the ITM negatives: "
+                         "easy negatives the head first learns colour and shape presence from")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
     args = ap.parse_args()
@@ -152,6 +155,14 @@ def main() -> None:
         img_states = torch.cat([image_embeds, mined_img, image_embeds])
         atts = torch.cat([image_atts] * 3)
         itm_labels = torch.cat([torch.ones(n), mined_labels, torch.zeros(n)]).long()
+        if args.random_negatives:
+            with torch.no_grad():
+                rnd = torch.multinomial((target == 0).float() + 1e-9, 1).squeeze(1)
+            ids = torch.cat([ids, enc.input_ids[rnd]])
+            mask = torch.cat([mask, enc.attention_mask[rnd]])
+            img_states = torch.cat([img_states, image_embeds])
+            atts = torch.cat([atts, image_atts])
+            itm_labels = torch.cat([itm_labels, target[ar, rnd].long()])
         out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
                                encoder_attention_mask=atts).last_hidden_state
         logits = itm.itm_head(out[:, 0])
@@ -164,9 +175,10 @@ def main() -> None:
         opt.step()
         if step % 50 == 0 or step == args.steps - 1:
             itm_acc = (logits.argmax(1) == itm_labels).float().mean().item()
-            hard_acc = (logits[2 * n:].argmax(1) == 0).float().mean().item()
+            hard_acc = (logits[2 * n:3 * n].argmax(1) == 0).float().mean().item()
+            pos_acc = (logits[:n].argmax(1) == 1).float().mean().item()
             msg = (f"step {step} lm {lm_loss.item():.3f} itc {itc_loss.item():.3f} itm {itm_loss.item():.3f} "
-                   f"itm_acc {itm_acc:.3f} hardneg_rej {hard_acc:.3f} {time.time() - t0:.0f}s")
+                   f"itm_acc {itm_acc:.3f} pos_acc {pos_acc:.3f} hardneg_rej {hard_acc:.3f} {time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()

@@ -106,3 +106,11 @@ def test_events_are_not_lost_while_the_worker_is_busy(watched) -> None:
     t.join()
     ops = collect(collector, 6, until=30)
     assert sorted(op.path for op in ops) == sorted(str(root / f"{i:02}.jpg") for i in range(30))
+
+
+def test_a_vanished_root_keeps_its_images(watched, tmp_path: Path) -> None:
+    root, collector = watched
+    (root / "a.jpg").write_bytes(b"x" * 100)
+    assert collect(collector, 3, until=1) == [Op("index", str(root / "a.jpg"))]
+    shutil.rmtree(root)  # as good as an unmounted drive, to the events
+    assert all(op.path != str(root) for op in collect(collector, 1.5))
