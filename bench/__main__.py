@@ -118,10 +118,12 @@ class Bench:
                                                        runner))
             if row is not None:
                 self.results["queries"].append(row)
-            row = self.guarded("queries", f"{profile}, cold CLI",
-                               lambda: measure_cli(profile, settings, home, plan.cli_runs, plan.cli_warmup))
-            if row is not None:
-                self.results["cli"].append(row)
+            for via_service in (False, True):
+                row = self.guarded("queries", f"{profile}, cold CLI{' through the service' if via_service else ''}",
+                                   lambda: measure_cli(profile, settings, home, plan.cli_runs, plan.cli_warmup,
+                                                       via_service))
+                if row is not None:
+                    self.results["cli"].append(row)
             self.save()
 
         limits = {"qdrant-client": plan.client_max, "edge+optimize": plan.optimize_max}
