@@ -79,6 +79,10 @@ def main() -> None:
     ap.add_argument("--random-negatives", action="store_true",
                     help="add one random non-matching in-batch sentence per picture to the ITM negatives: "
                          "easy negatives the head first learns colour and shape presence from")
+    ap.add_argument("--distill-clip", type=Path, default=None,
+                    help="an open_clip folder with a convnet tower (the bundled CLIP): its feature map and image "
+                         "embedding become extra targets for the shared ViT (the ViT alone learns shape slowly)")
+    ap.add_argument("--distill-weight", type=float, default=1.0)
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
     args = ap.parse_args()
@@ -94,7 +98,12 @@ def main() -> None:
         itm = BlipForImageTextRetrieval.from_pretrained(args.init / "itm", dtype=torch.float32)
     itm.vision_model = captioner.vision_model  # shared during training, saved apart
     temp = torch.nn.Parameter(torch.tensor(0.07).log())
-    params = list({id(p): p for p in [*captioner.parameters(), *itm.parameters(), temp]}.values())
+    extra: list[torch.nn.Parameter] = []
+    teacher = None
+    if args.distill_clip is not None:
+        teacher = Teacher(args.distill_clip, config.vision_config.hidden_size)
+        extra = list(teacher.heads.parameters())
+    params = list({id(p): p for p in [*captioner.parameters(), *itm.parameters(), temp, *extra]}.values())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     pixels, scenes, groups = load_set(args.data)
     batches = iter(GroupBatches(groups, args.batch, args.seed + 1))
@@ -169,6 +178,9 @@ def main() -> None:
         itm_loss = F.cross_entropy(logits, itm_labels, weight=torch.tensor([1.0, args.itm_pos_weight]))
 
         loss = lm_loss + itc_loss + itm_loss
+        if teacher is not None:
+            distill_loss = teacher.loss(images, image_embeds)
+            loss = loss + args.distill_weight * distill_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -177,13 +189,41 @@ def main() -> None:
             itm_acc = (logits.argmax(1) == itm_labels).float().mean().item()
             hard_acc = (logits[2 * n:3 * n].argmax(1) == 0).float().mean().item()
             pos_acc = (logits[:n].argmax(1) == 1).float().mean().item()
-            msg = (f"step {step} lm {lm_loss.item():.3f} itc {itc_loss.item():.3f} itm {itm_loss.item():.3f} "
+            msg = (f"step {step} lm {lm_loss.item():.3f} "
+                   f"{'distill %.3f ' % distill_loss.item() if teacher is not None else ''}itc {itc_loss.item():.3f} itm {itm_loss.item():.3f} "
                    f"itm_acc {itm_acc:.3f} pos_acc {pos_acc:.3f} hardneg_rej {hard_acc:.3f} {time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
         if (step + 1) % 250 == 0 or step == args.steps - 1:
             save(captioner, itm, tok, args.out)
+
+
+class Teacher:
+    """The bundled CLIP's convnet (frozen) as a teacher for BLIP's ViT: patch tokens regress its
+    layer-3 feature map (resized to the patch grid), the [CLS] token its image embedding. The two
+    small heads are training-only; the saved BLIP models are unchanged in shape."""
+
+    def __init__(self, folder: Path, width: int) -> None:
+        import open_clip
+
+        self.model = open_clip.create_model(f"local-dir:{folder}").eval().requires_grad_(False)
+        with torch.no_grad():
+            probe = torch.zeros(1, 3, SIZE, SIZE)
+            channels = self.model.visual.trunk.forward_intermediates(probe, indices=[3], intermediates_only=True)[0].shape[1]
+            dim = self.model.encode_image(probe).shape[1]
+        self.heads = torch.nn.ModuleDict({"patch": torch.nn.Linear(width, channels), "cls": torch.nn.Linear(width, dim)})
+
+    def loss(self, images: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            fmap = self.model.visual.trunk.forward_intermediates(images, indices=[3], intermediates_only=True)[0]
+            side = int((states.shape[1] - 1) ** 0.5)
+            target = F.interpolate(fmap, size=(side, side), mode="bilinear", align_corners=False)
+            target = F.layer_norm(target.flatten(2).transpose(1, 2), (target.shape[1],))
+            embedding = F.normalize(self.model.encode_image(images), dim=-1)
+        patch = F.mse_loss(self.heads["patch"](states[:, 1:]), target)
+        cls = 1 - F.cosine_similarity(self.heads["cls"](states[:, 0]), embedding, dim=-1).mean()
+        return patch + cls
 
 
 def save(captioner, itm, tok, out: Path) -> None:
