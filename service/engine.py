@@ -85,10 +85,14 @@ class Engine:
         self.activity = Activity()
         self._loading = threading.Lock()
 
+    def warm_up(self) -> None:
+        """Load the rerank model now, so the first query with rerank pays no load."""
+        with self._loading:  # two first queries at once must not load BLIP twice
+            self.models.itm
+
     def search(self, text: str, limit: int, rerank_k: int) -> list[Hit]:
         if rerank_k > 0:
-            with self._loading:  # two first queries at once must not load BLIP twice
-                self.models.itm
+            self.warm_up()
         return search(text, self.stores, self.models, limit=limit, rerank_k=rerank_k)
 
     def similar(self, file_id: int, limit: int) -> list[Hit]:

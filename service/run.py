@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,6 +114,7 @@ def run_service(
         worker = Worker(engine, roots, collector, watcher, rescan_seconds=settings.rescan_minutes * 60,
                         captions=captions)
         worker.start()
+        threading.Thread(target=engine.warm_up, name="imgsearch-warm-up", daemon=True).start()
         app = create_app(engine, worker, token)
         bound_host, bound_port = sock.getsockname()[:2]
         url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
