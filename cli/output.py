@@ -75,6 +75,8 @@ def print_index_report(report: dict[str, Any], as_json: bool) -> None:
                        ("captioned", "captioned"), ("repaired after an interrupted run", "repaired")):
         if report.get(key):
             parts.append(f"{report[key]} {label}")
+    if report.get("search_index_built"):
+        parts.append("search index (HNSW) built")
     out.print(", ".join(parts))
     skipped = report.get("skipped", [])
     if skipped:

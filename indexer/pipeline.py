@@ -40,6 +40,7 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False  # stopped early (service shutdown); the next run finishes the work
+    search_index_built: bool = False  # enough unindexed vectors piled up to build HNSW over them
 
     def as_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -179,6 +180,11 @@ def index(
         report.removed = len(ids)
     stores.vectors.flush()
     progress.done()
+    if stores.vectors.unindexed() >= models.settings.search_index_threshold:
+        progress.phase("search index", None)
+        stores.vectors.build_index()
+        report.search_index_built = True
+        progress.done()
     if captions:
         report.captioned = caption_pending(stores, models, workers, progress, cancel=cancel)
         progress.done()

@@ -154,6 +154,15 @@ class ServerVectorStore:
         """Nothing to do: every write was acknowledged with wait=True (already in the server's WAL)."""
         self._live()
 
+    def unindexed(self) -> int:
+        """0: a server builds its HNSW indexes itself, in the background."""
+        self._live()
+        return 0
+
+    def build_index(self) -> None:
+        """Nothing to do: the server's own optimiser indexes segments as they grow."""
+        self._live()
+
     def close(self) -> None:
         """Close the client if this store made it; a client passed in belongs to the caller."""
         client, self._client = self._client, None

@@ -67,6 +67,14 @@ class VectorStore(Protocol):
         """Make everything written so far durable."""
         ...
 
+    def unindexed(self) -> int:
+        """How many points a search still compares one by one (outside any HNSW index)."""
+        ...
+
+    def build_index(self) -> None:
+        """Build the HNSW index over those points, where the backend leaves that to its caller."""
+        ...
+
     def close(self) -> None:
         """Release files, locks and connections; safe to call twice."""
         ...

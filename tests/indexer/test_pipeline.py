@@ -148,3 +148,21 @@ def test_indexing_one_folder_keeps_another_folders_images(env, tmp_path: Path) -
     (tmp_path / "a").mkdir()
     report = index([tmp_path / "a"], stores, models, captions=False)
     assert report.removed == 4 and stores.vectors.count() == 5
+
+
+
+@pytest.mark.parametrize("threshold", [12, 13])
+def test_search_index_is_built_once_enough_vectors_wait_for_it(
+    tiny_settings: Settings, shapes_folder: Path, threshold: int
+) -> None:
+    """With `search_index_threshold` unindexed vectors or more the run ends by building HNSW
+    (Edge itself leaves segments under 10 MB brute force); with fewer it does not."""
+    settings = tiny_settings.model_copy(update={"search_index_threshold": threshold})
+    models = Models(settings)
+    with open_stores(settings, models.facts(), models.clip.dim) as stores:
+        report = index([shapes_folder], stores, models, captions=False)
+        assert report.embedded == 12
+        assert report.search_index_built == (threshold <= 12)
+        assert report.as_json()["search_index_built"] == (threshold <= 12)
+        _consistent(stores)
+        assert stores.vectors.search(stores.vectors.get_vectors([1])[1], 1)[0][0] == 1
