@@ -106,6 +106,12 @@ def query(
         service = _service(settings)
         if service is not None:
             return service.get("/api/search", q=text, limit=limit, rerank_k=k)["hits"]
+        if k == 0:  # CLIP order only: the exported text encoder spares loading torch and CLIP
+            from imgsearch.searcher.light import query_without_torch
+
+            hits = query_without_torch(settings, text, limit=limit)
+            if hits is not None:
+                return [h.as_json() for h in hits]
         from imgsearch.searcher import run_query
 
         return [h.as_json() for h in run_query(settings, text, limit=limit, rerank_k=k)]

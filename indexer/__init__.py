@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imgsearch.models import Models
+from imgsearch.models.text_export import ensure_text_export
 from imgsearch.progress import Progress
 from imgsearch.settings import Settings
 from imgsearch.stores import open_stores
@@ -29,6 +30,8 @@ def run_index(
     with WriterLock(settings.index_dir, "imgsearch index"), \
             open_stores(settings, models.facts(), models.clip.dim, client=client) as stores:
         report = index(paths, stores, models, captions=captions, progress=progress)
+        # cold `query --no-rerank` then needs no torch (the service, when it runs, answers instead)
+        ensure_text_export(models.clip, settings.index_dir)
         if precompute_rerank:
             from .precompute import precompute_rerank
 

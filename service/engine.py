@@ -19,7 +19,7 @@ from imgsearch.status import status_of
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
 from imgsearch.searcher import Hit, search
-from imgsearch.searcher.search import search_vector
+from imgsearch.searcher.query import search_vector
 
 
 class NotIndexedError(ImgsearchError):

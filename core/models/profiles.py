@@ -65,6 +65,11 @@ DEFAULT = ModelProfile(
 PROFILES = {"default": lambda: DEFAULT, "tiny": _tiny}
 
 
+def model_facts(profile: ModelProfile) -> dict[str, str]:
+    """What the index records about the models that built it (vectors must not mix)."""
+    return {"clip_model": profile.clip_id}
+
+
 def resolve_profile(settings: Settings) -> ModelProfile:
     try:
         profile = PROFILES[settings.models]()

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from imgsearch.errors import StoreError, StoreMismatchError
 from imgsearch.stores.schema import FileRow, MetaRow
@@ -67,7 +69,14 @@ class CatalogCounts:
     skipped: int
 
 
+# The newest migration in migrations/versions (tests/stores/test_catalog.py checks it is). A
+# catalog already there skips Alembic, whose import alone costs a cold query ~0.4 s.
+HEAD_REVISION = "0001"
+
+
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("imgsearch.migrations")))
     cfg.set_main_option("sqlalchemy.url", url)
@@ -92,12 +101,21 @@ def open_catalog(url: str) -> Catalog:
         if engine.dialect.name == "sqlite":
             _sqlite_pragmas(engine)
         with engine.begin() as conn:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            if _revision(conn) != HEAD_REVISION:
+                from alembic import command
+
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
     except SQLAlchemyError as e:
         raise StoreError(f"cannot open the catalog at {url}: {e}. Check the path or --catalog-url.") from e
     return Catalog(engine)
+
+
+def _revision(conn: Any) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("select version_num from alembic_version")).scalar()
 
 
 def _now() -> datetime:

@@ -51,6 +51,28 @@ def test_no_rerank_gives_clip_order_and_null_itm(indexed: Path) -> None:
     assert [h["clip_score"] for h in hits] == sorted((h["clip_score"] for h in hits), reverse=True)
 
 
+def test_cold_no_rerank_query_loads_no_torch_and_agrees(indexed: Path, tmp_path: Path) -> None:
+    """The index run left CLIP's text tower as ONNX: a fresh process answers `--no-rerank`
+    without importing torch, with the hits of the full path (scores within bf16 rounding)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json\nfrom imgsearch.cli.app import main\n"
+            "sys.argv = ['imgsearch', 'query', 'a blue square', '--json', '--no-rerank']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)\n")
+    cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stderr.strip().endswith("NO TORCH")
+    from imgsearch.searcher import run_query
+    from imgsearch.settings import Settings
+
+    full = run_query(Settings(), "a blue square", rerank_k=0)
+    light = json.loads(cold.stdout)
+    assert [h["path"] for h in light][:3] == [h.path for h in full][:3]
+    assert max(abs(a["clip_score"] - b.clip_score) for a, b in zip(light, full)) < 0.02
+
+
 def test_rerank_k_limits_how_many_are_reranked(indexed: Path) -> None:
     _, out, _ = _run("query", "a blue square", "--json", "--rerank-k", "3", "--limit", "8")
     hits = json.loads(out)

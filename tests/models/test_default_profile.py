@@ -42,3 +42,23 @@ def test_default_architectures_index_caption_and_rerank(base_weights: dict[str, 
     assert len(hits) == 3 and all(h.itm_score is not None and 0 <= h.itm_score <= 1 for h in hits)
     states = models.itm.vision_states([Image.new("RGB", (500, 300))])
     assert tuple(states.shape) == (1, (384 // 16) ** 2 + 1, 768)
+
+
+def test_default_clip_text_tower_exports_with_its_bpe_tokenizer(base_weights: dict[str, str], tmp_path: Path) -> None:
+    """open_clip's own BPE tokenizer becomes a `tokenizers` one that gives the same ids, odd text
+    included (HTML entities, accents, emoji, case, truncation at 77 tokens)."""
+    import numpy as np
+
+    from imgsearch.models.onnx_text import OnnxTextEncoder
+    from imgsearch.models.text_export import ensure_text_export, export_folder
+
+    models = Models(Settings(home=tmp_path / "home", models="default", **base_weights))
+    clip = models.clip
+    assert ensure_text_export(clip, tmp_path)
+    encoder = OnnxTextEncoder(export_folder(tmp_path))
+    texts = ["a red bicycle", "Tom &amp; Jerry", "naïve café, crème brûlée", "🚲 at night", "  MiXeD\tcase ",
+             "word " * 90]
+    for text in texts:
+        assert encoder.token_ids(text).tolist() == clip.tokenizer([text])[0].tolist(), text
+    got, want = encoder.encode(texts), clip.encode_texts(texts)
+    assert float((got * want).sum(1).min()) > 0.99  # random weights in bf16 against fp32

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from imgsearch.errors import StoreMismatchError
-from imgsearch.stores.catalog import NewFile, open_catalog
+from imgsearch.stores.catalog import HEAD_REVISION, NewFile, alembic_config, open_catalog
 from imgsearch.stores.schema import Base
 
 
@@ -24,6 +24,13 @@ def test_migrations_from_empty_build_what_the_models_describe(tmp_path: Path) ->
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
         assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
     assert {"files", "meta"} <= set(inspect(engine).get_table_names())
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    """open_catalog skips Alembic when the catalog is at HEAD_REVISION: it must be the real head."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD_REVISION
 
 
 def test_reopening_is_idempotent_and_keeps_rows(tmp_path: Path) -> None:

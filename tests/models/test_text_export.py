@@ -1,0 +1,55 @@
+"""CLIP's text tower exported for the torch-free cold query: written only when it reproduces
+open_clip (ids and vectors), kept while the model is the same, replaced when it is not, and a
+failure only costs speed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from imgsearch.models import Models
+from imgsearch.models.onnx_text import OnnxTextEncoder
+from imgsearch.models.text_export import ensure_text_export, export_folder, read_meta
+from imgsearch.settings import Settings
+
+SENTENCES = ["a red circle", "a small blue square left of a large green star", "A YELLOW Triangle!",
+             "purple " * 40, "a photo of my cat"]
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return Models(Settings(models="tiny")).clip
+
+
+def test_export_reproduces_the_model(clip, tmp_path: Path) -> None:
+    assert ensure_text_export(clip, tmp_path)
+    encoder = OnnxTextEncoder(export_folder(tmp_path))
+    for text in SENTENCES:
+        assert encoder.token_ids(text).tolist() == clip.tokenizer([text])[0].tolist()
+    got, want = encoder.encode(SENTENCES), clip.encode_texts(SENTENCES)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert float((got * want).sum(1).min()) > 0.999  # the model in use may run in bf16
+    assert read_meta(tmp_path)["clip_model"] == clip.model_id and read_meta(tmp_path)["dim"] == clip.dim
+
+
+def test_same_model_is_kept_another_is_replaced(clip, tmp_path: Path) -> None:
+    ensure_text_export(clip, tmp_path)
+    onnx = export_folder(tmp_path) / "text.onnx"
+    written = onnx.stat().st_mtime_ns
+    assert ensure_text_export(clip, tmp_path) and onnx.stat().st_mtime_ns == written
+    other = SimpleNamespace(**{**vars(clip), "model_id": "another-clip"})
+    assert ensure_text_export(other, tmp_path)
+    assert read_meta(tmp_path)["clip_model"] == "another-clip"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_a_failed_export_writes_nothing_and_says_why(clip, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    odd = SimpleNamespace(**{**vars(clip), "tokenizer": lambda texts: None})  # no portable form
+    with caplog.at_level(logging.WARNING):
+        assert not ensure_text_export(odd, tmp_path)
+    assert "queries load CLIP instead" in caplog.text
+    assert read_meta(tmp_path) is None and not list(tmp_path.iterdir())
