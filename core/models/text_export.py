@@ -68,6 +68,8 @@ def _export(clip: Any, folder: Path) -> None:
     meta = {"format": FORMAT, "clip_model": clip.model_id, "dim": clip.dim, "context_length": context,
             "pad_id": int(reference[PROBES.index("")][-1]), "eot_id": int(reference[-1][-1]), "clean": clean}
     folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{FOLDER}-*"):  # left by a process killed while exporting
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}-", dir=folder.parent))
     try:
         tokenizer.save(str(tmp / "tokenizer.json"))
