@@ -72,8 +72,8 @@ TARGETS = [
            _get("cli", ("wall_s",), profile=BASE, via="direct")),
     Target("Cold CLI query, --no-rerank, through a running service (not a target of the issue)", "≤ 1.5 s",
            False, 1.5, "s", _get("cli", ("wall_s",), profile=BASE, via="service")),
-    Target("Search in 1M points, Edge (p50)", "≤ 20 ms", False, 20, "ms",
-           _get("vectors", ("p50_ms",), backend="edge", n=1_000_000)),
+    Target("Search in 1M points, Edge with its HNSW index, as the product builds it (p50)", "≤ 20 ms", False,
+           20, "ms", _get("vectors", ("p50_ms",), backend="edge+optimize", n=1_000_000)),
 ]
 
 
@@ -233,8 +233,9 @@ def _vectors(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Vector store scale", "",
         f"Random {plan['vector_dim']}-d unit vectors. `edge` = the product's store "
-        "(`open_vector_store(path=...)`); `edge+optimize` = the same after Edge's own segment optimiser, "
-        f"which the product never runs (up to {plan['optimize_max']:,} points); `qdrant-client` = "
+        "(`open_vector_store(path=...)`); `edge+optimize` = the same after Edge's segment optimiser "
+        "has built HNSW, as the product's index run does once 50,000 vectors are left unindexed "
+        f"(up to {plan['optimize_max']:,} points); `qdrant-client` = "
         f"`QdrantClient(path=...)` local mode (up to {plan['client_max']:,} points); `numpy` = brute force "
         f"over an in-memory matrix (.npy file, np.load). Each store is {where}; upsert s counts the store's "
         "own calls, points/s also the final flush/close; search: "
