@@ -6,6 +6,8 @@ the index's own CLIP is there, it says so (None) and the caller takes the full p
 
 from __future__ import annotations
 
+import logging
+
 from imgsearch.models.onnx_text import OnnxTextEncoder
 from imgsearch.models.profiles import model_facts, resolve_profile
 from imgsearch.models.text_export import export_folder, read_meta
@@ -13,6 +15,8 @@ from imgsearch.settings import Settings
 from imgsearch.stores import open_stores
 
 from .hits import Hit, hit, nearest
+
+log = logging.getLogger(__name__)
 
 
 def query_without_torch(settings: Settings, text: str, *, limit: int = 10) -> list[Hit] | None:
@@ -22,6 +26,10 @@ def query_without_torch(settings: Settings, text: str, *, limit: int = 10) -> li
     profile = resolve_profile(settings)
     if meta.get("clip_model") != profile.clip_id:
         return None
-    vector = OnnxTextEncoder(export_folder(settings.index_dir)).encode([text])[0]
+    try:
+        vector = OnnxTextEncoder(export_folder(settings.index_dir)).encode([text])[0]
+    except Exception as exc:  # a damaged export only costs speed: the full path still answers
+        log.warning("The exported text encoder failed (%s); loading CLIP instead.", exc)
+        return None
     with open_stores(settings, model_facts(profile), int(meta["dim"])) as stores:
         return [hit(info, score) for info, score in nearest(vector, stores, limit)]

@@ -16,11 +16,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-if TYPE_CHECKING:
-    from alembic.config import Config
-
 from imgsearch.errors import StoreError, StoreMismatchError
 from imgsearch.stores.schema import FileRow, MetaRow
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 @dataclass(frozen=True)

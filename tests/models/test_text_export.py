@@ -54,3 +54,14 @@ def test_a_failed_export_writes_nothing_and_says_why(clip, tmp_path: Path, caplo
         assert not ensure_text_export(odd, tmp_path)
     assert "queries load CLIP instead" in caplog.text
     assert read_meta(tmp_path) is None and not list(tmp_path.iterdir())
+
+
+def test_a_damaged_export_falls_back_to_the_full_query(tmp_path: Path, shapes_folder: Path) -> None:
+    from imgsearch.indexer import run_index
+    from imgsearch.searcher.light import query_without_torch
+
+    settings = Settings(home=tmp_path / "home", models="tiny")
+    run_index(settings, [shapes_folder], captions=False)
+    assert query_without_torch(settings, "a red circle", limit=3)  # the export works
+    (export_folder(settings.index_dir) / "text.onnx").write_bytes(b"not a model")
+    assert query_without_torch(settings, "a red circle", limit=3) is None
