@@ -83,12 +83,11 @@ class Engine:
         self.raw_stores = stores
         self.stores = Stores(_Locked(stores.catalog, self._lock), _Locked(stores.vectors, self._lock))  # type: ignore[arg-type]
         self.activity = Activity()
-        self._loading = threading.Lock()
 
     def warm_up(self) -> None:
-        """Load the rerank model now, so the first query with rerank pays no load."""
-        with self._loading:  # two first queries at once must not load BLIP twice
-            self.models.itm
+        """Load the rerank model now, so the first query with rerank pays no load (`Models` loads
+        it once however many threads ask)."""
+        self.models.itm
 
     def search(self, text: str, limit: int, rerank_k: int) -> list[Hit]:
         if rerank_k > 0:

@@ -3,8 +3,9 @@ this package imports no torch (the cold `query --no-rerank` path must not pay fo
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from imgsearch.models.profiles import ModelProfile, model_facts, resolve_profile
 from imgsearch.settings import Settings
@@ -14,6 +15,12 @@ if TYPE_CHECKING:
     from imgsearch.models.clip import ClipEncoder
     from imgsearch.models.runtime import Runtime
 
+# One load at a time in the whole process: transformers' from_pretrained switches process-wide
+# state while it builds a model (the default device is "meta"), so the service's worker loading
+# the captioner while a query loads the ITM model broke one of them ("Cannot copy out of meta
+# tensor"). It also makes two threads asking for the same model load it once.
+_LOADING = threading.RLock()
+
 
 class Models:
     def __init__(self, settings: Settings) -> None:
@@ -22,24 +29,33 @@ class Models:
         self.settings = settings
         self.profile: ModelProfile = resolve_profile(settings)
         self.runtime: Runtime = pick_runtime(settings.device, settings.dtype)
+        self._loaded: dict[str, Any] = {}
 
-    @cached_property
+    def _get(self, name: str, load: Callable[[], Any]) -> Any:
+        if name not in self._loaded:
+            with _LOADING:
+                if name not in self._loaded:
+                    self._loaded[name] = load()
+        return self._loaded[name]
+
+    @property
     def clip(self) -> ClipEncoder:
         from imgsearch.models.clip import load_clip
 
-        return load_clip(self.profile, self.runtime)
+        return self._get("clip", lambda: load_clip(self.profile, self.runtime))
 
-    @cached_property
+    @property
     def captioner(self) -> Captioner:
         from imgsearch.models.blip import load_captioner
 
-        return load_captioner(self.profile.captioner, self.runtime, self.settings.caption_max_tokens)
+        return self._get("captioner", lambda: load_captioner(
+            self.profile.captioner, self.runtime, self.settings.caption_max_tokens))
 
-    @cached_property
+    @property
     def itm(self) -> ItmScorer:
         from imgsearch.models.blip import load_itm
 
-        return load_itm(self.profile.itm, self.runtime)
+        return self._get("itm", lambda: load_itm(self.profile.itm, self.runtime))
 
     def facts(self) -> dict[str, str]:
         return model_facts(self.profile)
