@@ -38,7 +38,31 @@ class ClipEncoder:
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         tokens = self.tokenizer(list(texts)).to(self.runtime.device)
-        return F.normalize(self.model.encode_text(tokens).float(), dim=-1).cpu().numpy()
+        return F.normalize(encode_text_up_to_end(self.model, tokens).float(), dim=-1).cpu().numpy()
+
+
+def encode_text_up_to_end(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's `encode_text` run on the tokens up to the last end-of-text token of the batch.
+    Its text tower is causal and pools at that token, so the padding after it cannot change the
+    result: a short query computes ~6 positions instead of 77 (ViT-B-32: 35 ms -> a few ms). Other
+    towers (HF text encoders, no causal mask, other pooling) take open_clip's own path."""
+    from open_clip.model import CLIP
+    from open_clip.transformer import text_global_pool
+
+    pool = getattr(model, "text_pool_type", None)
+    if type(model) is not CLIP or model.attn_mask is None or pool not in ("argmax", "eos"):
+        return model.encode_text(tokens)
+    eos = getattr(model, "text_eos_id", None)
+    ends = tokens.argmax(dim=-1) if pool == "argmax" else (tokens == eos).int().argmax(dim=-1)
+    n = int(ends.max()) + 1
+    tokens = tokens[:, :n]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:n].to(cast)
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))
+    x = text_global_pool(x, tokens, pool, eos_token_id=eos)
+    if model.text_projection is None:
+        return x
+    return model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
 
 
 def _pretrained_source(profile: ModelProfile) -> tuple[str | None, dict]:
