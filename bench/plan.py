@@ -61,7 +61,7 @@ def full_plan(runs: int = 3) -> Plan:
         cli_warmup=True,
         vector_sizes=(10_000, 100_000, 1_000_000),
         client_max=100_000,
-        optimize_max=1_000_000,  # the product builds HNSW past 50,000 unindexed points: the 1M target is on it
+        optimize_max=1_000_000,  # the product builds HNSW past 100,000 unindexed points: the 1M target is on it
     )
 
 

@@ -4,7 +4,7 @@ a numpy brute-force baseline, on N random unit vectors (CLIP-sized, 512-d).
 Each backend is built in one process (upsert time, disk) and reopened in another (reopen time,
 search latency, RSS), so the searching process's RSS is what a fresh `imgsearch query` would
 carry. "edge+optimize" is the same Edge store after its segment optimiser has built HNSW, as the
-product's index run does once `search_index_threshold` vectors (50,000) are left unindexed.
+product's index run does once `search_index_threshold` vectors (100,000) are left unindexed.
 """
 
 from __future__ import annotations
