@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from imgsearch.settings import Settings
+
 from .plan import BASE
 from .stats import Summary, fmt
 
@@ -234,7 +236,8 @@ def _vectors(results: dict[str, Any]) -> list[str]:
         "## Vector store scale", "",
         f"Random {plan['vector_dim']}-d unit vectors. `edge` = the product's store "
         "(`open_vector_store(path=...)`); `edge+optimize` = the same after Edge's segment optimiser "
-        "has built HNSW, as the product's index run does once 100,000 vectors are left unindexed "
+        "has built HNSW, as the product's index run does once "
+        f"{Settings.model_fields['search_index_threshold'].default:,} vectors are left unindexed "
         f"(up to {plan['optimize_max']:,} points); `qdrant-client` = "
         f"`QdrantClient(path=...)` local mode (up to {plan['client_max']:,} points); `numpy` = brute force "
         f"over an in-memory matrix (.npy file, np.load). Each store is {where}; upsert s counts the store's "

@@ -27,7 +27,7 @@ def query_without_torch(settings: Settings, text: str, *, limit: int = 10) -> li
     if meta.get("clip_model") != profile.clip_id:
         return None
     try:
-        vector = OnnxTextEncoder(export_folder(settings.index_dir)).encode([text])[0]
+        vector = OnnxTextEncoder(export_folder(settings.index_dir), meta).encode([text])[0]
     except Exception as exc:  # a damaged export only costs speed: the full path still answers
         log.warning("The exported text encoder failed (%s); loading CLIP instead.", exc)
         return None

@@ -4,20 +4,22 @@ torch, no open_clip, so a cold process embeds a query in well under a second."""
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
 class OnnxTextEncoder:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, meta: dict[str, Any]) -> None:
+        """`meta`: the export's meta.json as `text_export.read_meta` gives it (the caller has
+        already read it to check the model)."""
         import onnxruntime
         from tokenizers import Tokenizer
 
         folder = Path(folder)
-        self.meta = json.loads((folder / "meta.json").read_text())
+        self.meta = meta
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()

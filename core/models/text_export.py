@@ -82,7 +82,7 @@ def _export(clip: Any, folder: Path) -> None:
                               output_names=["vectors"], dynamic_axes={"ids": {0: "n"}, "vectors": {0: "n"}},
                               opset_version=17, dynamo=False)
         (tmp / META).write_text(json.dumps(meta))
-        _check(tmp, reference.numpy(), expected)
+        _check(tmp, meta, reference.numpy(), expected)
         tmp.chmod(0o755)  # mkdtemp made it private
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
@@ -124,10 +124,10 @@ def _portable_tokenizer(tokenizer: Any) -> tuple[Any, list[str]]:
     raise TypeError(f"no portable form of the tokenizer {type(tokenizer).__name__}")
 
 
-def _check(folder: Path, reference_ids: np.ndarray, expected: np.ndarray) -> None:
+def _check(folder: Path, meta: dict[str, Any], reference_ids: np.ndarray, expected: np.ndarray) -> None:
     from imgsearch.models.onnx_text import OnnxTextEncoder
 
-    encoder = OnnxTextEncoder(folder)
+    encoder = OnnxTextEncoder(folder, meta)
     ids = np.stack([encoder.token_ids(p) for p in PROBES])
     if not np.array_equal(ids, reference_ids):
         bad = PROBES[int(np.flatnonzero((ids != reference_ids).any(1))[0])]

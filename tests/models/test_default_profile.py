@@ -50,12 +50,12 @@ def test_default_clip_text_tower_exports_with_its_bpe_tokenizer(base_weights: di
     import numpy as np
 
     from imgsearch.models.onnx_text import OnnxTextEncoder
-    from imgsearch.models.text_export import ensure_text_export, export_folder
+    from imgsearch.models.text_export import ensure_text_export, export_folder, read_meta
 
     models = Models(Settings(home=tmp_path / "home", models="default", **base_weights))
     clip = models.clip
     assert ensure_text_export(clip, tmp_path)
-    encoder = OnnxTextEncoder(export_folder(tmp_path))
+    encoder = OnnxTextEncoder(export_folder(tmp_path), read_meta(tmp_path))
     texts = ["a red bicycle", "Tom &amp; Jerry", "naïve café, crème brûlée", "🚲 at night", "  MiXeD\tcase ",
              "word " * 90]
     for text in texts:

@@ -27,7 +27,7 @@ def clip():
 
 def test_export_reproduces_the_model(clip, tmp_path: Path) -> None:
     assert ensure_text_export(clip, tmp_path)
-    encoder = OnnxTextEncoder(export_folder(tmp_path))
+    encoder = OnnxTextEncoder(export_folder(tmp_path), read_meta(tmp_path))
     for text in SENTENCES:
         assert encoder.token_ids(text).tolist() == clip.tokenizer([text])[0].tolist()
     got, want = encoder.encode(SENTENCES), clip.encode_texts(SENTENCES)
