@@ -107,8 +107,11 @@ def load_captioner(ref: str, runtime: Runtime, max_tokens: int = 30) -> Captione
 def load_itm(ref: str, runtime: Runtime) -> ItmScorer:
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
+    from imgsearch.models.absorbed_attention import absorb_cross_attention
+
     _quiet_transformers()
     what, env = "BLIP ITM", "IMGSEARCH_ITM"
     processor = _from_pretrained(BlipProcessor, ref, what, env)
     model = _from_pretrained(BlipForImageTextRetrieval, ref, what, env, dtype=runtime.dtype)
+    absorb_cross_attention(model.text_encoder)  # same scores, far less work per candidate
     return ItmScorer(model.to(runtime.device).eval(), processor, runtime, model_ref_id(ref))
