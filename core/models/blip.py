@@ -97,21 +97,25 @@ def _quiet_transformers() -> None:
 def load_captioner(ref: str, runtime: Runtime, max_tokens: int = 30) -> Captioner:
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
+    from imgsearch.models.blip_attention import fuse_vision_attention
+
     _quiet_transformers()
     what, env = "BLIP captioner", "IMGSEARCH_CAPTIONER"
     processor = _from_pretrained(BlipProcessor, ref, what, env)
     model = _from_pretrained(BlipForConditionalGeneration, ref, what, env, dtype=runtime.dtype)
+    fuse_vision_attention(model.vision_model)
     return Captioner(model.to(runtime.device).eval(), processor, runtime, model_ref_id(ref), max_tokens)
 
 
 def load_itm(ref: str, runtime: Runtime) -> ItmScorer:
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
-    from imgsearch.models.absorbed_attention import absorb_cross_attention
+    from imgsearch.models.blip_attention import absorb_cross_attention, fuse_vision_attention
 
     _quiet_transformers()
     what, env = "BLIP ITM", "IMGSEARCH_ITM"
     processor = _from_pretrained(BlipProcessor, ref, what, env)
     model = _from_pretrained(BlipForImageTextRetrieval, ref, what, env, dtype=runtime.dtype)
+    fuse_vision_attention(model.vision_model)
     absorb_cross_attention(model.text_encoder)  # same scores, far less work per candidate
     return ItmScorer(model.to(runtime.device).eval(), processor, runtime, model_ref_id(ref))

@@ -62,7 +62,9 @@ def write_random_base(folder: Path, seed: int = 0) -> dict[str, str]:
         size={"height": 384, "width": 384}, resample=3, do_rescale=True, do_normalize=True,
         image_mean=OPENAI_MEAN, image_std=OPENAI_STD)
     processor = BlipProcessor(image_processor=image_processor, tokenizer=bert_like_tokenizer())
-    config = BlipConfig()  # base: ViT-B/16 at 384, 12-layer BERT-base text
+    # base: ViT-B/16 at 384, 12-layer BERT-base text. BlipVisionConfig's default init range is
+    # 1e-10 (pretrained weights overwrite it): in fp16 that is all zeros, so draw like the text.
+    config = BlipConfig(vision_config={"initializer_range": 0.02})
     for cls, name in ((BlipForConditionalGeneration, "captioner"), (BlipForImageTextRetrieval, "itm")):
         model = cls(config).half()
         model.save_pretrained(paths[name])

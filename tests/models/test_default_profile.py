@@ -42,6 +42,7 @@ def test_default_architectures_index_caption_and_rerank(base_weights: dict[str, 
     assert len(hits) == 3 and all(h.itm_score is not None and 0 <= h.itm_score <= 1 for h in hits)
     states = models.itm.vision_states([Image.new("RGB", (500, 300))])
     assert tuple(states.shape) == (1, (384 // 16) ** 2 + 1, 768)
+    assert float(states.float().std()) > 0.1  # random weights, not all zeros
 
 
 def test_default_clip_text_tower_exports_with_its_bpe_tokenizer(base_weights: dict[str, str], tmp_path: Path) -> None:

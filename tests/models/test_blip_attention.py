@@ -1,16 +1,20 @@
-"""ITM reranking folds the cross-attention key/value projections into the query side: the scores
-must be upstream's (the bundled ITM model, and a random BLIP whose text and vision widths differ,
-in fp32 and bf16), and long texts, where folding would cost more, must take upstream's path."""
+"""BLIP's attention swapped for faster forms after loading must give upstream's results: ITM
+reranking folds the cross-attention key/value projections into the query side (the bundled ITM
+model, and a random BLIP whose text and vision widths differ, in fp32 and bf16; long texts, where
+folding would cost more, take upstream's path), and the vision encoders run fused attention (the
+same vision states, the same captions)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image, ImageDraw
 from transformers import BlipConfig, BlipForImageTextRetrieval
+from transformers.models.blip.modeling_blip import BlipAttention
 from transformers.models.blip.modeling_blip_text import BlipTextSelfAttention
 
-from imgsearch.models.absorbed_attention import AbsorbedCrossAttention, absorb_cross_attention
-from imgsearch.models.blip import load_itm
+from imgsearch.models.blip import load_captioner, load_itm
+from imgsearch.models.blip_attention import AbsorbedCrossAttention, FusedVisionAttention, absorb_cross_attention
 from imgsearch.models.profiles import resolve_profile
 from imgsearch.models.runtime import Runtime
 from imgsearch.settings import Settings
@@ -86,3 +90,33 @@ def test_long_text_takes_upstreams_path(monkeypatch: pytest.MonkeyPatch) -> None
     itm.score(" ".join(["a red circle left of a blue star"] * 4), states)  # 4 heads x 30 tokens >= 128
     layers = len(itm.model.text_encoder.encoder.layer)
     assert len(calls) - short_cross == layers  # the long text also ran upstream's cross-attention
+
+
+def _vision_upstream(vision_model: torch.nn.Module) -> None:
+    for layer in vision_model.encoder.layers:
+        layer.self_attn.__class__ = BlipAttention
+
+
+def _pictures() -> list[Image.Image]:
+    pictures = []
+    for colour, box in (("red", (10, 10, 60, 50)), ("blue", (40, 30, 90, 90)), ("green", (0, 50, 40, 95))):
+        im = Image.new("RGB", (120, 96), "white")
+        ImageDraw.Draw(im).ellipse(box, fill=colour)
+        pictures.append(im)
+    return pictures
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-4), (torch.bfloat16, 5e-2)])
+def test_fused_vision_states_are_upstreams(dtype: torch.dtype, atol: float) -> None:
+    itm = load_itm(resolve_profile(Settings(models="tiny")).itm, Runtime("cpu", dtype))
+    assert all(type(layer.self_attn) is FusedVisionAttention for layer in itm.model.vision_model.encoder.layers)
+    fused = itm.vision_states(_pictures())
+    _vision_upstream(itm.model.vision_model)
+    torch.testing.assert_close(fused.float(), itm.vision_states(_pictures()).float(), rtol=0, atol=atol)
+
+
+def test_captions_with_fused_vision_are_upstreams() -> None:
+    captioner = load_captioner(resolve_profile(Settings(models="tiny")).captioner, Runtime("cpu", torch.float32))
+    fused = captioner.caption(_pictures())
+    _vision_upstream(captioner.model.vision_model)
+    assert captioner.caption(_pictures()) == fused
