@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from .child import IsolatedRunner, Runner, SharedRunner
 from .indexing import measure_indexing
 from .machine import machine_facts
 from .photos import ensure_photos, photo_facts
-from .plan import BASE, TINY, Plan, full_plan, smoke_plan
+from .plan import BASE, SECTIONS, TINY, Plan, full_plan, smoke_plan
 from .queries import measure_cli, measure_queries
 from .report import PEERS, evaluate_targets, render_markdown
 from .vectors import BACKENDS, measure_vectors
@@ -111,7 +111,7 @@ class Bench:
                         query_homes[profile] = home
                 self.save()
 
-        for profile, home in query_homes.items():
+        for profile, home in ({} if "queries" in plan.skip else query_homes).items():
             settings = profiles[profile]
             row = self.guarded("queries", f"{profile}, warm process",
                                lambda: measure_queries(profile, settings, home, plan.queries, plan.runs,
@@ -127,7 +127,7 @@ class Bench:
             self.save()
 
         limits = {"qdrant-client": plan.client_max, "edge+optimize": plan.optimize_max}
-        for n in plan.vector_sizes:
+        for n in () if "vectors" in plan.skip else plan.vector_sizes:
             backends = [b for b in BACKENDS if n <= limits.get(b, n)]
             done = self.guarded("vectors", f"{n:,} points: {', '.join(backends)}", lambda: measure_vectors(
                 n, backends, plan.vector_queries, plan.vector_dim, out / "work" / "vectors", plan.runs,
@@ -147,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="seconds, not hours: tiny models and sizes, one run (proves the harness works)")
     parser.add_argument("--runs", type=int, default=None, help="runs per configuration (full: at least 3)")
+    parser.add_argument("--skip", action="append", choices=SECTIONS, default=[],
+                        help="leave a section out (repeatable); the report says it was not run")
     args = parser.parse_args(argv)
     plan = smoke_plan(args.runs or 1) if args.smoke else full_plan(args.runs or 3)
+    plan = replace(plan, skip=tuple(args.skip))
     out = args.out_dir.expanduser().absolute()
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -12,6 +12,9 @@ TINY = "tiny"  # the bundled models
 BASE = "default-random"  # the `default` profile's architectures, randomly initialised
 
 
+SECTIONS = ("queries", "vectors")  # sections a run may skip (indexing feeds the queries, so it always runs)
+
+
 @dataclass(frozen=True)
 class QueryPlan:
     """How many timed calls each query measurement makes per run (per warm process)."""
@@ -43,6 +46,7 @@ class Plan:
     photo_workers: int = 0  # 0: one per CPU
     child_timeout_s: float | None = None
     isolated: bool = True  # a fresh process per measured configuration (False: one shared worker)
+    skip: tuple[str, ...] = ()  # sections left out of this run (SECTIONS), e.g. to rerun the others on a quiet CPU
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:

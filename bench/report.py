@@ -256,6 +256,9 @@ def render_markdown(results: dict[str, Any]) -> str:
              f"Run {meta['started']}, took {meta['duration_s']:.0f} s: `{meta['command']}`. Every figure: "
              "median (min–max) over runs; every comparison: a ratio within the same run.", ""]
     lines += [f"> {n}" for n in notes] + ([""] if notes else [])
+    skipped = results["plan"].get("skip", [])
+    if skipped:
+        lines += [f"Not run this time (`--skip`): {', '.join(skipped)}; their targets read \"not measured\".", ""]
     if results["errors"]:
         lines += ["## Errors", ""]
         lines += [f"- {e['section']} / {e['what']}: `{e['error'].splitlines()[-1]}`"

@@ -66,3 +66,16 @@ def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) 
     assert results["machine"]["cpu"] in md
     assert "| tiny (bundled) | smoke (320×240" in md and "| edge | 1,000 |" in md
     assert took < 120, f"smoke mode took {took:.0f} s"
+
+
+def test_skipped_sections_are_not_run_and_the_report_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSEARCH_")}
+    env.update(HF_HUB_OFFLINE="1", IMGSEARCH_HOME=str(tmp_path / "home"))
+    proc = subprocess.run([sys.executable, "-m", "bench", str(out), "--smoke", "--skip", "vectors", "--skip", "queries"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "bench.json").read_text())
+    assert results["plan"]["skip"] == ["vectors", "queries"]
+    assert len(results["indexing"]) == 1 and not results["queries"] and not results["cli"] and not results["vectors"]
+    assert "Not run this time (`--skip`): vectors, queries" in (out / "bench.md").read_text()
