@@ -83,6 +83,10 @@ def main() -> None:
                     help="an open_clip folder with a convnet tower (the bundled CLIP): its feature map and image "
                          "embedding become extra targets for the shared ViT (the ViT alone learns shape slowly)")
     ap.add_argument("--distill-weight", type=float, default=1.0)
+    ap.add_argument("--init-vision", type=Path, default=None,
+                    help="vision.safetensors from training.pretrain_vit: start the shared ViT from it (BLIP "
+                         "starts from a pre-trained ViT too)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX512-BF16 or AMX: ~2x)")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
     args = ap.parse_args()
@@ -96,6 +100,9 @@ def main() -> None:
     if args.init is not None:  # resume across sessions from the shipped (fp16) weights
         captioner = BlipForConditionalGeneration.from_pretrained(args.init / "captioner", dtype=torch.float32)
         itm = BlipForImageTextRetrieval.from_pretrained(args.init / "itm", dtype=torch.float32)
+    if args.init_vision is not None:
+        from safetensors.torch import load_file
+        captioner.vision_model.load_state_dict(load_file(str(args.init_vision)))
     itm.vision_model = captioner.vision_model  # shared during training, saved apart
     temp = torch.nn.Parameter(torch.tensor(0.07).log())
     extra: list[torch.nn.Parameter] = []
@@ -117,70 +124,71 @@ def main() -> None:
         images = to_tensor(pixels[idx])
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, args.steps, args.lr, 300)
-        image_embeds = captioner.vision_model(pixel_values=images).last_hidden_state
-        image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            image_embeds = captioner.vision_model(pixel_values=images).last_hidden_state
+            image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long)
 
-        # LM: the captioner writes the canonical caption, starting from [DEC].
-        cap = tok([canonical_caption(s) for s in bs], padding=True, return_tensors="pt")
-        dec_ids = cap.input_ids.clone()
-        dec_ids[:, 0] = tok.bos_token_id
-        labels = dec_ids.masked_fill(cap.attention_mask == 0, -100)
-        lm_loss = captioner.text_decoder(
-            input_ids=dec_ids, attention_mask=cap.attention_mask, encoder_hidden_states=image_embeds,
-            labels=labels, reduction="mean",
-        ).loss
+            # LM: the captioner writes the canonical caption, starting from [DEC].
+            cap = tok([canonical_caption(s) for s in bs], padding=True, return_tensors="pt")
+            dec_ids = cap.input_ids.clone()
+            dec_ids[:, 0] = tok.bos_token_id
+            labels = dec_ids.masked_fill(cap.attention_mask == 0, -100)
+            lm_loss = captioner.text_decoder(
+                input_ids=dec_ids, attention_mask=cap.attention_mask, encoder_hidden_states=image_embeds,
+                labels=labels, reduction="mean",
+            ).loss
 
-        # ITC over true sentences; targets from the world's rule.
-        texts = [training_text(s, rng) for s in bs]
-        enc = tok(texts, padding=True, return_tensors="pt")
-        text_out = itm.text_encoder(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
-        img_feat = F.normalize(itm.vision_proj(image_embeds[:, 0]), dim=-1)
-        txt_feat = F.normalize(itm.text_proj(text_out[:, 0]), dim=-1)
-        sim = img_feat @ txt_feat.t() / temp.exp().clamp(min=0.01)
-        target = match_matrix(bs, parse_all(texts))
-        itc_loss = (
-            F.cross_entropy(sim, target / target.sum(1, keepdim=True))
-            + F.cross_entropy(sim.t(), target.t() / target.t().sum(1, keepdim=True))
-        ) / 2
+            # ITC over true sentences; targets from the world's rule.
+            texts = [training_text(s, rng) for s in bs]
+            enc = tok(texts, padding=True, return_tensors="pt")
+            text_out = itm.text_encoder(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+            img_feat = F.normalize(itm.vision_proj(image_embeds[:, 0]), dim=-1)
+            txt_feat = F.normalize(itm.text_proj(text_out[:, 0]), dim=-1)
+            sim = img_feat @ txt_feat.t() / temp.exp().clamp(min=0.01)
+            target = match_matrix(bs, parse_all(texts))
+            itc_loss = (
+                F.cross_entropy(sim, target / target.sum(1, keepdim=True))
+                + F.cross_entropy(sim.t(), target.t() / target.t().sum(1, keepdim=True))
+            ) / 2
 
-        # ITM: positives; per picture one negative mined from ITC similarity (half of them a
-        # text for the picture, half a picture for the text) and one explicit hard negative:
-        # two negatives a positive, as in BLIP.
-        with torch.no_grad():
-            w_i2t = F.softmax(sim, dim=1).masked_fill(target > 0, 0) + 1e-6
-            w_t2i = F.softmax(sim.t(), dim=1).masked_fill(target.t() > 0, 0) + 1e-6
-            neg_txt = torch.multinomial(w_i2t, 1).squeeze(1)
-            neg_img = torch.multinomial(w_t2i, 1).squeeze(1)
-        half = n // 2
-        crafted = tok([negative_text(s, t, rng) for s, t in zip(bs, texts)], padding="max_length",
-                      max_length=enc.input_ids.shape[1], return_tensors="pt")
-        mined_ids = torch.cat([enc.input_ids[neg_txt[:half]], enc.input_ids[half:]])
-        mined_mask = torch.cat([enc.attention_mask[neg_txt[:half]], enc.attention_mask[half:]])
-        mined_img = torch.cat([image_embeds[:half], image_embeds[neg_img[half:]]])
-        ar = torch.arange(n)
-        mined_labels = torch.cat([target[ar[:half], neg_txt[:half]], target[neg_img[half:], ar[half:]]])
-        ids = torch.cat([enc.input_ids, mined_ids, crafted.input_ids])
-        mask = torch.cat([enc.attention_mask, mined_mask, crafted.attention_mask])
-        img_states = torch.cat([image_embeds, mined_img, image_embeds])
-        atts = torch.cat([image_atts] * 3)
-        itm_labels = torch.cat([torch.ones(n), mined_labels, torch.zeros(n)]).long()
-        if args.random_negatives:
+            # ITM: positives; per picture one negative mined from ITC similarity (half of them a
+            # text for the picture, half a picture for the text) and one explicit hard negative:
+            # two negatives a positive, as in BLIP.
             with torch.no_grad():
-                rnd = torch.multinomial((target == 0).float() + 1e-9, 1).squeeze(1)
-            ids = torch.cat([ids, enc.input_ids[rnd]])
-            mask = torch.cat([mask, enc.attention_mask[rnd]])
-            img_states = torch.cat([img_states, image_embeds])
-            atts = torch.cat([atts, image_atts])
-            itm_labels = torch.cat([itm_labels, target[ar, rnd].long()])
-        out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
-                               encoder_attention_mask=atts).last_hidden_state
-        logits = itm.itm_head(out[:, 0])
-        itm_loss = F.cross_entropy(logits, itm_labels, weight=torch.tensor([1.0, args.itm_pos_weight]))
+                w_i2t = F.softmax(sim, dim=1).masked_fill(target > 0, 0) + 1e-6
+                w_t2i = F.softmax(sim.t(), dim=1).masked_fill(target.t() > 0, 0) + 1e-6
+                neg_txt = torch.multinomial(w_i2t, 1).squeeze(1)
+                neg_img = torch.multinomial(w_t2i, 1).squeeze(1)
+            half = n // 2
+            crafted = tok([negative_text(s, t, rng) for s, t in zip(bs, texts)], padding="max_length",
+                          max_length=enc.input_ids.shape[1], return_tensors="pt")
+            mined_ids = torch.cat([enc.input_ids[neg_txt[:half]], enc.input_ids[half:]])
+            mined_mask = torch.cat([enc.attention_mask[neg_txt[:half]], enc.attention_mask[half:]])
+            mined_img = torch.cat([image_embeds[:half], image_embeds[neg_img[half:]]])
+            ar = torch.arange(n)
+            mined_labels = torch.cat([target[ar[:half], neg_txt[:half]], target[neg_img[half:], ar[half:]]])
+            ids = torch.cat([enc.input_ids, mined_ids, crafted.input_ids])
+            mask = torch.cat([enc.attention_mask, mined_mask, crafted.attention_mask])
+            img_states = torch.cat([image_embeds, mined_img, image_embeds])
+            atts = torch.cat([image_atts] * 3)
+            itm_labels = torch.cat([torch.ones(n), mined_labels, torch.zeros(n)]).long()
+            if args.random_negatives:
+                with torch.no_grad():
+                    rnd = torch.multinomial((target == 0).float() + 1e-9, 1).squeeze(1)
+                ids = torch.cat([ids, enc.input_ids[rnd]])
+                mask = torch.cat([mask, enc.attention_mask[rnd]])
+                img_states = torch.cat([img_states, image_embeds])
+                atts = torch.cat([atts, image_atts])
+                itm_labels = torch.cat([itm_labels, target[ar, rnd].long()])
+            out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
+                                   encoder_attention_mask=atts).last_hidden_state
+            logits = itm.itm_head(out[:, 0])
+            itm_loss = F.cross_entropy(logits, itm_labels, weight=torch.tensor([1.0, args.itm_pos_weight]))
 
-        loss = lm_loss + itc_loss + itm_loss
-        if teacher is not None:
-            distill_loss = teacher.loss(images, image_embeds)
-            loss = loss + args.distill_weight * distill_loss
+            loss = lm_loss + itc_loss + itm_loss
+            if teacher is not None:
+                distill_loss = teacher.loss(images, image_embeds)
+                loss = loss + args.distill_weight * distill_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -1,0 +1,31 @@
+"""The ViT pre-training labels each patch with the object over it, in the squashed frame the
+models see: a wrong mapping would teach positions the captioner's relations then contradict."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imgsearch.shapes.world import COLOURS, SHAPES, Obj, Scene
+from training.pretrain_vit import patch_labels, present
+
+
+def test_objects_label_the_patches_under_them_in_the_squashed_frame() -> None:
+    # A wide picture: the star fills the left quarter; the circle, narrower than a patch, straddles two.
+    scene = Scene(400, 100, "white", (Obj("star", "red", "large", cx=50, cy=50, extent=100),
+                                      Obj("circle", "blue", "small", cx=250, cy=50, extent=40)))
+    shape, colour = patch_labels(scene, 8)
+    shape, colour = shape.reshape(8, 8), colour.reshape(8, 8)
+    star, circle = 1 + SHAPES.index("star"), 1 + SHAPES.index("circle")
+    assert (shape[:, :2] == star).all() and (colour[:, :2] == 1 + COLOURS.index("red")).all()
+    assert (shape[3:5, 4:6] == circle).all() and (colour[3:5, 4:6] == 1 + COLOURS.index("blue")).all()
+    assert (shape[:, 7] == 0).all() and (shape[0, 4:6] == 0).all()  # background right and above the circle
+    pairs = present(scene)
+    assert pairs.sum() == 2 and pairs[COLOURS.index("red") * len(SHAPES) + SHAPES.index("star")] == 1
+
+
+def test_a_later_object_covers_an_earlier_one() -> None:
+    scene = Scene(96, 96, "gray", (Obj("square", "green", "large", cx=48, cy=48, extent=96),
+                                   Obj("triangle", "yellow", "small", cx=48, cy=48, extent=20)))
+    shape, _ = patch_labels(scene, 8)
+    assert shape.reshape(8, 8)[3, 3] == 1 + SHAPES.index("triangle")
+    assert np.count_nonzero(shape == 1 + SHAPES.index("square")) == 64 - 4

@@ -1,0 +1,127 @@
+"""Pre-train BLIP's vision transformer on the shapes world before BLIP's own training, as BLIP
+starts from an ImageNet-trained ViT: supervised, dense targets the world gives for free.
+
+Why: trained only through LM/ITC/ITM, the small ViT learned colour within a few hundred steps
+but stayed near chance on shape for thousands (it has no convolution's translation invariance to
+lean on), so captioner and ITM could not name or bind shapes. Here every patch token learns the
+shape and colour of the object over it (or background) and [CLS] learns which (colour, shape)
+pairs the picture holds: 65 labels a picture instead of one sentence.
+
+    python -m training.pretrain_vit runs/data/train runs/vit --steps 6000
+    python -m training.train_blip runs/data/train runs/blip --init-vision runs/vit/vision.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from transformers import BlipVisionModel
+
+from imgsearch.shapes.world import COLOURS, SHAPES, Scene
+from training.common import GroupBatches, cosine_lr, load_set, to_tensor
+from training.dataset import SIZE
+from training.train_blip import make_config
+from training.vocab import build_tokenizer
+
+
+def patch_labels(scene: Scene, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shape and colour index (0 = background) of the object whose box overlaps each patch, in the
+    squashed 96 px frame the models see (so an object narrower than a patch still labels one);
+    objects drawn later cover earlier ones."""
+    shape = np.zeros((grid, grid), dtype=np.int64)
+    colour = np.zeros((grid, grid), dtype=np.int64)
+    edges = np.arange(grid + 1) / grid
+    for o in scene.objects:
+        half = o.extent / 2
+        x0, x1 = (o.cx - half) / scene.width, (o.cx + half) / scene.width
+        y0, y1 = (o.cy - half) / scene.height, (o.cy + half) / scene.height
+        cols = (edges[:-1] < x1) & (edges[1:] > x0)
+        rows = (edges[:-1] < y1) & (edges[1:] > y0)
+        cover = rows[:, None] & cols[None, :]
+        shape[cover] = 1 + SHAPES.index(o.shape)
+        colour[cover] = 1 + COLOURS.index(o.colour)
+    return shape.reshape(-1), colour.reshape(-1)
+
+
+def present(scene: Scene) -> np.ndarray:
+    """Multi-hot over (colour, shape) pairs in the picture."""
+    out = np.zeros(len(COLOURS) * len(SHAPES), dtype=np.float32)
+    for o in scene.objects:
+        out[COLOURS.index(o.colour) * len(SHAPES) + SHAPES.index(o.shape)] = 1
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--patch", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX512-BF16 or AMX)")
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    config = make_config(build_tokenizer(), args.patch).vision_config
+    vit = BlipVisionModel(config)
+    width, grid = config.hidden_size, SIZE // args.patch
+    heads = torch.nn.ModuleDict({
+        "present": torch.nn.Linear(width, len(COLOURS) * len(SHAPES)),
+        "shape": torch.nn.Linear(width, 1 + len(SHAPES)),
+        "colour": torch.nn.Linear(width, 1 + len(COLOURS)),
+    })
+    params = [*vit.parameters(), *heads.parameters()]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
+    pixels, scenes, groups = load_set(args.data)
+    batches = iter(GroupBatches(groups, args.batch, args.seed + 1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = open(args.out / "train.log", "a")
+    t0, shape_hits = time.time(), []
+    for step in range(args.steps):
+        idx = next(batches)
+        scenes_now = [scenes[i] for i in idx]
+        labels = [patch_labels(s, grid) for s in scenes_now]
+        shape = torch.from_numpy(np.stack([s for s, _ in labels]))
+        colour = torch.from_numpy(np.stack([c for _, c in labels]))
+        pairs = torch.from_numpy(np.stack([present(s) for s in scenes_now]))
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, args.steps, args.lr, 200)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            states = vit(pixel_values=to_tensor(pixels[idx])).last_hidden_state
+            pair_logits = heads["present"](states[:, 0]).float()
+            shape_logits = heads["shape"](states[:, 1:]).float()
+            colour_logits = heads["colour"](states[:, 1:]).float()
+        loss = (F.binary_cross_entropy_with_logits(pair_logits, pairs) * len(SHAPES)
+                + F.cross_entropy(shape_logits.reshape(-1, shape_logits.shape[-1]), shape.reshape(-1))
+                + F.cross_entropy(colour_logits.reshape(-1, colour_logits.shape[-1]), colour.reshape(-1)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        # The figure that matters: is every (colour, shape) pair of the picture its top guesses?
+        top = pair_logits.topk(2, dim=1).indices
+        wanted = pairs.sum(1).long()
+        shape_hits.append(np.mean([bool(pairs[i, top[i, :wanted[i]]].all()) for i in range(len(idx))]))
+        if step % 100 == 0 or step == args.steps - 1:
+            fg = shape > 0
+            patch_acc = (shape_logits.argmax(-1)[fg] == shape[fg]).float().mean().item()
+            msg = (f"step {step} loss {loss.item():.3f} pairs right {np.mean(shape_hits[-100:]):.3f} "
+                   f"object-patch shape acc {patch_acc:.3f} {time.time() - t0:.0f}s")
+            print(msg, flush=True)
+            log.write(msg + "\n")
+            log.flush()
+        if (step + 1) % 500 == 0 or step == args.steps - 1:
+            save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(args.out / "vision.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
