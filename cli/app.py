@@ -76,7 +76,8 @@ def index(
         if service is not None:
             from .remote import index_through
 
-            return index_through(service, paths, captions=not no_captions, show_progress=not as_json)
+            return index_through(service, paths, captions=not no_captions, precompute_rerank=precompute_rerank,
+                                 show_progress=not as_json)
         from imgsearch.indexer import run_index
 
         with progress_bar(enabled=not as_json) as progress:

@@ -13,8 +13,11 @@ from imgsearch.errors import ImgsearchError
 from .output import progress_bar
 
 
-def index_through(service: Any, paths: list[Path], *, captions: bool, show_progress: bool) -> dict[str, Any]:
-    job = service.post("/api/index", {"paths": [os.path.abspath(p) for p in paths], "captions": captions})
+def index_through(
+    service: Any, paths: list[Path], *, captions: bool, precompute_rerank: bool, show_progress: bool,
+) -> dict[str, Any]:
+    job = service.post("/api/index", {"paths": [os.path.abspath(p) for p in paths], "captions": captions,
+                                      "precompute_rerank": precompute_rerank})
     phase, last_done = None, 0
     with progress_bar(enabled=show_progress) as progress:
         while job["state"] in ("queued", "running"):

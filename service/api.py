@@ -33,6 +33,7 @@ COOKIE = "imgsearch_token"
 class IndexRequest(BaseModel):
     paths: list[str] = Field(min_length=1)
     captions: bool = True
+    precompute_rerank: bool = False
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -142,7 +143,7 @@ def create_app(engine: Engine, worker: Worker | None = None, token: str | None =
     def index(request: IndexRequest) -> dict[str, Any]:
         if worker is None:
             raise HTTPException(503, "this service does not index")
-        return worker.submit(request.paths, request.captions).as_json()
+        return worker.submit(request.paths, request.captions, request.precompute_rerank).as_json()
 
     @app.get("/api/jobs/{job_id}")
     def job(job_id: int) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class _Locked:
 class Activity:
     """What the worker is doing, for /api/status and the CLI's progress."""
 
-    state: str = "idle"  # idle | scanning | vectors | captions | events
+    state: str = "idle"  # idle | scanning | vectors | rerank cache | captions | events
     phase: str | None = None
     done: int = 0
     total: int | None = None

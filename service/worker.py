@@ -20,6 +20,7 @@ from typing import Any
 from imgsearch.errors import ImgsearchError
 from imgsearch.indexer import index
 from imgsearch.indexer.captions import caption_pending
+from imgsearch.indexer.precompute import precompute_rerank
 from imgsearch.indexer.changes import forget, relocate
 from imgsearch.indexer.pipeline import IndexReport, normalise_roots
 
@@ -36,6 +37,7 @@ class Job:
     id: int
     paths: list[str]
     captions: bool
+    precompute_rerank: bool = False  # then fill the ITM rerank cache, as `index --precompute-rerank` does
     state: str = "queued"  # queued | running | done | failed | cancelled
     report: dict[str, Any] | None = None
     error: str | None = None
@@ -82,8 +84,9 @@ class Worker(threading.Thread):
         self._last_scan = 0.0
 
     # --- asked by the API ------------------------------------------------------------------------
-    def submit(self, paths: list[str], captions: bool = True) -> Job:
-        job = Job(next(self._ids), [str(p) for p in normalise_roots([Path(p) for p in paths])], captions)
+    def submit(self, paths: list[str], captions: bool = True, precompute_rerank: bool = False) -> Job:
+        job = Job(next(self._ids), [str(p) for p in normalise_roots([Path(p) for p in paths])], captions,
+                  precompute_rerank)
         self.jobs[job.id] = job
         self._queue.put(job)
         return job
@@ -187,6 +190,9 @@ class Worker(threading.Thread):
             for root in self.roots.add([p for p in paths if p.is_dir()]):
                 self.watcher.add(root)
             report = self._index(paths, "vectors")
+            if job.precompute_rerank and not report.cancelled:
+                self.engine.activity.state = "rerank cache"
+                precompute_rerank(self.engine.stores, self.engine.models, ActivityProgress(self.engine.activity))
             job.report = report.as_json()
             job.state = "cancelled" if report.cancelled else "done"
         except ImgsearchError as e:

@@ -160,9 +160,11 @@ def test_cli_goes_through_the_service_and_queries_answer_while_it_indexes(
     more = tmp_path / "more"
     make_shapes(more, 4, seed=9)
     (more / "scenes.json").unlink()
-    report = _cli("index", str(more), "--json", env=svc.env)  # handed to the service
+    report = _cli("index", str(more), "--json", "--precompute-rerank", env=svc.env)  # handed to the service
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout)["embedded"] == 4
+    cached = {p.stem for p in (svc.folder / "itm-cache").rglob("*.safetensors")}
+    assert len(cached) == len({p.read_bytes() for p in photos.rglob("*.*")} | {p.read_bytes() for p in more.iterdir()})
     # from now on the service watches that folder too
     (more / "0-late.png").write_bytes(next(more.iterdir()).read_bytes())
     expected |= {str(p) for p in more.iterdir()}
