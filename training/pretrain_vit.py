@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import BlipVisionModel
 
 from imgsearch.shapes.world import COLOURS, SHAPES, Scene
@@ -57,6 +57,39 @@ def present(scene: Scene) -> np.ndarray:
     return out
 
 
+class DenseTargets:
+    """The supervised heads over a ViT's states: [CLS] -> (colour, shape) pairs present, each patch
+    -> shape and colour over it. Training-only; also usable beside BLIP's losses (train_blip
+    --dense-targets) so that shape keeps being taught while the text towers learn."""
+
+    def __init__(self, width: int, grid: int) -> None:
+        self.grid = grid
+        self.heads = torch.nn.ModuleDict({
+            "present": torch.nn.Linear(width, len(COLOURS) * len(SHAPES)),
+            "shape": torch.nn.Linear(width, 1 + len(SHAPES)),
+            "colour": torch.nn.Linear(width, 1 + len(COLOURS)),
+        })
+
+    def loss(self, states: torch.Tensor, scenes: list[Scene]) -> tuple[torch.Tensor, dict[str, float]]:
+        labels = [patch_labels(s, self.grid) for s in scenes]
+        shape = torch.from_numpy(np.stack([s for s, _ in labels]))
+        colour = torch.from_numpy(np.stack([c for _, c in labels]))
+        pairs = torch.from_numpy(np.stack([present(s) for s in scenes]))
+        pair_logits = self.heads["present"](states[:, 0]).float()
+        shape_logits = self.heads["shape"](states[:, 1:]).float()
+        colour_logits = self.heads["colour"](states[:, 1:]).float()
+        loss = (F.binary_cross_entropy_with_logits(pair_logits, pairs) * len(SHAPES)
+                + F.cross_entropy(shape_logits.reshape(-1, shape_logits.shape[-1]), shape.reshape(-1))
+                + F.cross_entropy(colour_logits.reshape(-1, colour_logits.shape[-1]), colour.reshape(-1)))
+        with torch.no_grad():  # is every (colour, shape) pair of the picture among its top guesses?
+            top = pair_logits.topk(2, dim=1).indices
+            wanted = pairs.sum(1).long()
+            pairs_right = float(np.mean([bool(pairs[i, top[i, :wanted[i]]].all()) for i in range(len(scenes))]))
+            fg = shape > 0
+            patch_acc = (shape_logits.argmax(-1)[fg] == shape[fg]).float().mean().item()
+        return loss, {"pairs_right": pairs_right, "patch_shape_acc": patch_acc}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path)
@@ -68,54 +101,37 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX512-BF16 or AMX)")
+    ap.add_argument("--init", type=Path, default=None, help="continue from a vision.safetensors")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     config = make_config(build_tokenizer(), args.patch).vision_config
     vit = BlipVisionModel(config)
-    width, grid = config.hidden_size, SIZE // args.patch
-    heads = torch.nn.ModuleDict({
-        "present": torch.nn.Linear(width, len(COLOURS) * len(SHAPES)),
-        "shape": torch.nn.Linear(width, 1 + len(SHAPES)),
-        "colour": torch.nn.Linear(width, 1 + len(COLOURS)),
-    })
-    params = [*vit.parameters(), *heads.parameters()]
+    if args.init is not None:
+        vit.load_state_dict(load_file(str(args.init)))
+    targets = DenseTargets(config.hidden_size, SIZE // args.patch)
+    params = [*vit.parameters(), *targets.heads.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     pixels, scenes, groups = load_set(args.data)
     batches = iter(GroupBatches(groups, args.batch, args.seed + 1))
     args.out.mkdir(parents=True, exist_ok=True)
     log = open(args.out / "train.log", "a")
-    t0, shape_hits = time.time(), []
+    t0, pairs_right = time.time(), []
     for step in range(args.steps):
         idx = next(batches)
-        scenes_now = [scenes[i] for i in idx]
-        labels = [patch_labels(s, grid) for s in scenes_now]
-        shape = torch.from_numpy(np.stack([s for s, _ in labels]))
-        colour = torch.from_numpy(np.stack([c for _, c in labels]))
-        pairs = torch.from_numpy(np.stack([present(s) for s in scenes_now]))
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, args.steps, args.lr, 200)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             states = vit(pixel_values=to_tensor(pixels[idx])).last_hidden_state
-            pair_logits = heads["present"](states[:, 0]).float()
-            shape_logits = heads["shape"](states[:, 1:]).float()
-            colour_logits = heads["colour"](states[:, 1:]).float()
-        loss = (F.binary_cross_entropy_with_logits(pair_logits, pairs) * len(SHAPES)
-                + F.cross_entropy(shape_logits.reshape(-1, shape_logits.shape[-1]), shape.reshape(-1))
-                + F.cross_entropy(colour_logits.reshape(-1, colour_logits.shape[-1]), colour.reshape(-1)))
+            loss, figures = targets.loss(states, [scenes[i] for i in idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        # The figure that matters: is every (colour, shape) pair of the picture its top guesses?
-        top = pair_logits.topk(2, dim=1).indices
-        wanted = pairs.sum(1).long()
-        shape_hits.append(np.mean([bool(pairs[i, top[i, :wanted[i]]].all()) for i in range(len(idx))]))
+        pairs_right.append(figures["pairs_right"])
         if step % 100 == 0 or step == args.steps - 1:
-            fg = shape > 0
-            patch_acc = (shape_logits.argmax(-1)[fg] == shape[fg]).float().mean().item()
-            msg = (f"step {step} loss {loss.item():.3f} pairs right {np.mean(shape_hits[-100:]):.3f} "
-                   f"object-patch shape acc {patch_acc:.3f} {time.time() - t0:.0f}s")
+            msg = (f"step {step} loss {loss.item():.3f} pairs right {np.mean(pairs_right[-100:]):.3f} "
+                   f"object-patch shape acc {figures['patch_shape_acc']:.3f} {time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()

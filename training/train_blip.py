@@ -83,6 +83,9 @@ def main() -> None:
                     help="an open_clip folder with a convnet tower (the bundled CLIP): its feature map and image "
                          "embedding become extra targets for the shared ViT (the ViT alone learns shape slowly)")
     ap.add_argument("--distill-weight", type=float, default=1.0)
+    ap.add_argument("--dense-targets", type=float, default=0.0,
+                    help="weight of pretrain_vit's dense shape/colour targets on the shared ViT (0: off): keeps "
+                         "teaching shape while the text towers learn")
     ap.add_argument("--init-vision", type=Path, default=None,
                     help="vision.safetensors from training.pretrain_vit: start the shared ViT from it (BLIP "
                          "starts from a pre-trained ViT too)")
@@ -110,6 +113,11 @@ def main() -> None:
     if args.distill_clip is not None:
         teacher = Teacher(args.distill_clip, config.vision_config.hidden_size)
         extra = list(teacher.heads.parameters())
+    dense = None
+    if args.dense_targets > 0:
+        from training.pretrain_vit import DenseTargets
+        dense = DenseTargets(config.vision_config.hidden_size, SIZE // args.patch)
+        extra += list(dense.heads.parameters())
     params = list({id(p): p for p in [*captioner.parameters(), *itm.parameters(), temp, *extra]}.values())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     pixels, scenes, groups = load_set(args.data)
@@ -189,6 +197,9 @@ def main() -> None:
             if teacher is not None:
                 distill_loss = teacher.loss(images, image_embeds)
                 loss = loss + args.distill_weight * distill_loss
+            if dense is not None:
+                dense_loss, dense_figures = dense.loss(image_embeds, bs)
+                loss = loss + args.dense_targets * dense_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -199,7 +210,9 @@ def main() -> None:
             pos_acc = (logits[:n].argmax(1) == 1).float().mean().item()
             msg = (f"step {step} lm {lm_loss.item():.3f} "
                    f"{'distill %.3f ' % distill_loss.item() if teacher is not None else ''}itc {itc_loss.item():.3f} itm {itm_loss.item():.3f} "
-                   f"itm_acc {itm_acc:.3f} pos_acc {pos_acc:.3f} hardneg_rej {hard_acc:.3f} {time.time() - t0:.0f}s")
+                   f"itm_acc {itm_acc:.3f} pos_acc {pos_acc:.3f} hardneg_rej {hard_acc:.3f} "
+                   f"{'pairs_right %.3f ' % dense_figures['pairs_right'] if dense is not None else ''}"
+                   f"{time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
