@@ -20,9 +20,9 @@ from typing import Any
 from imgsearch.errors import ImgsearchError
 from imgsearch.indexer import index
 from imgsearch.indexer.captions import caption_pending
-from imgsearch.indexer.precompute import precompute_rerank
 from imgsearch.indexer.changes import forget, relocate
 from imgsearch.indexer.pipeline import IndexReport, normalise_roots
+from imgsearch.indexer.precompute import precompute_rerank
 
 from .engine import ActivityProgress, Engine
 from .thumbnails import THUMBNAILS, prune

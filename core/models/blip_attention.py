@@ -6,9 +6,9 @@ and matmul over 577×577 scores per head (the vision tower is most of captioning
 rerank).
 
 ITM text encoder: cross-attention with the key and value projections folded into the query side
-("weight absorption"): a fraction of the work when reranking. Reranking scores one short text against N pictures. Upstream cross-attention projects every
-picture's 577 vision tokens through W_k and W_v in every layer (2·N·577·E² multiply-adds), which
-is nearly all of a warm-cache rerank. Since q·(W_k x + b_k) = (W_kᵀq)·x + q·b_k, and the second
+("weight absorption"): a fraction of the work when reranking. Reranking scores one short text
+against N pictures. Upstream cross-attention projects every picture's 577 vision tokens through
+W_k and W_v in every layer (2·N·577·E² multiply-adds), which is nearly all of a warm-cache rerank. Since q·(W_k x + b_k) = (W_kᵀq)·x + q·b_k, and the second
 term is the same for every key (softmax drops it), each head's query can be mapped into the vision
 space once and dotted with the raw states; likewise Σ aᵢ(W_v xᵢ + b_v) = W_v(Σ aᵢ xᵢ) + b_v. That
 costs 2·N·577·E·H·T instead: E/(H·T) times less (≈ 6× for BLIP base, a 10-token query).
