@@ -190,11 +190,13 @@ class Worker(threading.Thread):
             for root in self.roots.add([p for p in paths if p.is_dir()]):
                 self.watcher.add(root)
             report = self._index(paths, "vectors")
-            if job.precompute_rerank and not report.cancelled:
+            cancelled = report.cancelled
+            if job.precompute_rerank and not cancelled:
                 self.engine.activity.state = "rerank cache"
-                precompute_rerank(self.engine.stores, self.engine.models, ActivityProgress(self.engine.activity))
+                cancelled = not precompute_rerank(self.engine.stores, self.engine.models,
+                                                  ActivityProgress(self.engine.activity), cancel=self._busy)
             job.report = report.as_json()
-            job.state = "cancelled" if report.cancelled else "done"
+            job.state = "cancelled" if cancelled else "done"
         except ImgsearchError as e:
             job.state, job.error = "failed", str(e)
         except Exception as e:
