@@ -49,6 +49,18 @@ def patch_labels(scene: Scene, grid: int) -> tuple[np.ndarray, np.ndarray]:
     return shape.reshape(-1), colour.reshape(-1)
 
 
+def centres(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (x, y) of each (colour, shape) pair in the picture, as fractions of the squashed
+    frame, and a mask of the pairs present (the targets that tie what is drawn to where)."""
+    out = np.zeros((len(COLOURS) * len(SHAPES), 2), dtype=np.float32)
+    mask = np.zeros(len(COLOURS) * len(SHAPES), dtype=np.float32)
+    for o in scene.objects:
+        k = COLOURS.index(o.colour) * len(SHAPES) + SHAPES.index(o.shape)
+        out[k] = (o.cx / scene.width, o.cy / scene.height)
+        mask[k] = 1
+    return out, mask
+
+
 def present(scene: Scene) -> np.ndarray:
     """Multi-hot over (colour, shape) pairs in the picture."""
     out = np.zeros(len(COLOURS) * len(SHAPES), dtype=np.float32)
@@ -60,15 +72,29 @@ def present(scene: Scene) -> np.ndarray:
 class DenseTargets:
     """The supervised heads over a ViT's states: [CLS] -> (colour, shape) pairs present, each patch
     -> shape and colour over it. Training-only; also usable beside BLIP's losses (train_blip
-    --dense-targets) so that shape keeps being taught while the text towers learn."""
+    --dense-targets) so that shape keeps being taught while the text towers learn.
 
-    def __init__(self, width: int, grid: int) -> None:
+    With `positions`, also where: each patch regresses its own grid position and [CLS] the centre
+    of every pair present. Without them the ViT learned shape and colour but washed position out
+    of its last states (a linear probe recovered a patch's row with R2 0.13), so neither captioner
+    nor ITM could tell "left of" from "right of": relations sat at chance."""
+
+    def __init__(self, width: int, grid: int, positions: bool = False) -> None:
         self.grid = grid
-        self.heads = torch.nn.ModuleDict({
-            "present": torch.nn.Linear(width, len(COLOURS) * len(SHAPES)),
+        self.positions = positions
+        pairs = len(COLOURS) * len(SHAPES)
+        heads = {
+            "present": torch.nn.Linear(width, pairs),
             "shape": torch.nn.Linear(width, 1 + len(SHAPES)),
             "colour": torch.nn.Linear(width, 1 + len(COLOURS)),
-        })
+        }
+        if positions:
+            heads["where"] = torch.nn.Linear(width, 2)
+            heads["centres"] = torch.nn.Linear(width, pairs * 2)
+        self.heads = torch.nn.ModuleDict(heads)
+        cells = (np.arange(grid, dtype=np.float32) + 0.5) / grid
+        rows, cols = np.meshgrid(cells, cells, indexing="ij")
+        self.grid_xy = torch.from_numpy(np.stack([cols.ravel(), rows.ravel()], 1))  # (x, y) of each patch
 
     def loss(self, states: torch.Tensor, scenes: list[Scene]) -> tuple[torch.Tensor, dict[str, float]]:
         labels = [patch_labels(s, self.grid) for s in scenes]
@@ -81,13 +107,22 @@ class DenseTargets:
         loss = (F.binary_cross_entropy_with_logits(pair_logits, pairs) * len(SHAPES)
                 + F.cross_entropy(shape_logits.reshape(-1, shape_logits.shape[-1]), shape.reshape(-1))
                 + F.cross_entropy(colour_logits.reshape(-1, colour_logits.shape[-1]), colour.reshape(-1)))
+        figures: dict[str, float] = {}
+        if self.positions:
+            where = self.heads["where"](states[:, 1:]).float()
+            target_xy, mask = zip(*(centres(s) for s in scenes))
+            target_xy, mask = torch.from_numpy(np.stack(target_xy)), torch.from_numpy(np.stack(mask))
+            guess_xy = self.heads["centres"](states[:, 0]).float().view(len(scenes), -1, 2)
+            centre_err = ((guess_xy - target_xy).abs().sum(-1) * mask).sum() / mask.sum()
+            loss = loss + 10 * F.mse_loss(where, self.grid_xy.expand_as(where)) + 4 * centre_err
+            figures["centre_err"] = centre_err.item()
         with torch.no_grad():  # is every (colour, shape) pair of the picture among its top guesses?
             top = pair_logits.topk(2, dim=1).indices
             wanted = pairs.sum(1).long()
             pairs_right = float(np.mean([bool(pairs[i, top[i, :wanted[i]]].all()) for i in range(len(scenes))]))
             fg = shape > 0
             patch_acc = (shape_logits.argmax(-1)[fg] == shape[fg]).float().mean().item()
-        return loss, {"pairs_right": pairs_right, "patch_shape_acc": patch_acc}
+        return loss, {"pairs_right": pairs_right, "patch_shape_acc": patch_acc, **figures}
 
 
 def main() -> None:
@@ -102,6 +137,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX512-BF16 or AMX)")
     ap.add_argument("--init", type=Path, default=None, help="continue from a vision.safetensors")
+    ap.add_argument("--positions", action="store_true",
+                    help="also teach where: patch grid positions and each pair's centre (see DenseTargets)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -109,7 +146,7 @@ def main() -> None:
     vit = BlipVisionModel(config)
     if args.init is not None:
         vit.load_state_dict(load_file(str(args.init)))
-    targets = DenseTargets(config.hidden_size, SIZE // args.patch)
+    targets = DenseTargets(config.hidden_size, SIZE // args.patch, args.positions)
     params = [*vit.parameters(), *targets.heads.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     pixels, scenes, groups = load_set(args.data)
@@ -131,7 +168,8 @@ def main() -> None:
         pairs_right.append(figures["pairs_right"])
         if step % 100 == 0 or step == args.steps - 1:
             msg = (f"step {step} loss {loss.item():.3f} pairs right {np.mean(pairs_right[-100:]):.3f} "
-                   f"object-patch shape acc {figures['patch_shape_acc']:.3f} {time.time() - t0:.0f}s")
+                   f"object-patch shape acc {figures['patch_shape_acc']:.3f} "
+                   f"{'centre err %.3f ' % figures['centre_err'] if args.positions else ''}{time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()

@@ -45,11 +45,12 @@ def make_config(tok, patch: int = 12) -> BlipConfig:
     return BlipConfig(text_config=text, vision_config=vision, projection_dim=128, image_text_hidden_size=128)
 
 
-def negative_text(scene: Scene, text: str, rng: random.Random) -> str:
-    """A false sentence close to a true one: a relation's hard negatives, or one attribute changed."""
+def negative_text(scene: Scene, text: str, rng: random.Random, flip_share: float = 0.0) -> str:
+    """A false sentence close to a true one: a relation's hard negatives (the flipped relation with
+    probability `flip_share`, else any of them), or one attribute changed."""
     hard = hard_negatives(text)
     if hard:
-        return rng.choice(hard)
+        return hard[-1] if flip_share and rng.random() < flip_share else rng.choice(hard)  # the flip is last
     from imgsearch.shapes.world import COLOURS, SHAPES, matches
     for _ in range(20):
         words = text.split()
@@ -86,6 +87,11 @@ def main() -> None:
     ap.add_argument("--dense-targets", type=float, default=0.0,
                     help="weight of pretrain_vit's dense shape/colour targets on the shared ViT (0: off): keeps "
                          "teaching shape while the text towers learn")
+    ap.add_argument("--positions", action="store_true",
+                    help="with --dense-targets: also the position targets (patch grid positions, pair centres)")
+    ap.add_argument("--flip-share", type=float, default=0.0,
+                    help="share of a relation's crafted ITM negatives that are its flipped relation (the rest: "
+                         "any hard negative, flips included)")
     ap.add_argument("--init-vision", type=Path, default=None,
                     help="vision.safetensors from training.pretrain_vit: start the shared ViT from it (BLIP "
                          "starts from a pre-trained ViT too)")
@@ -116,7 +122,7 @@ def main() -> None:
     dense = None
     if args.dense_targets > 0:
         from training.pretrain_vit import DenseTargets
-        dense = DenseTargets(config.vision_config.hidden_size, SIZE // args.patch)
+        dense = DenseTargets(config.vision_config.hidden_size, SIZE // args.patch, args.positions)
         extra += list(dense.heads.parameters())
     params = list({id(p): p for p in [*captioner.parameters(), *itm.parameters(), temp, *extra]}.values())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
@@ -168,7 +174,7 @@ def main() -> None:
                 neg_txt = torch.multinomial(w_i2t, 1).squeeze(1)
                 neg_img = torch.multinomial(w_t2i, 1).squeeze(1)
             half = n // 2
-            crafted = tok([negative_text(s, t, rng) for s, t in zip(bs, texts)], padding="max_length",
+            crafted = tok([negative_text(s, t, rng, args.flip_share) for s, t in zip(bs, texts)], padding="max_length",
                           max_length=enc.input_ids.shape[1], return_tensors="pt")
             mined_ids = torch.cat([enc.input_ids[neg_txt[:half]], enc.input_ids[half:]])
             mined_mask = torch.cat([enc.attention_mask[neg_txt[:half]], enc.attention_mask[half:]])
@@ -212,6 +218,7 @@ def main() -> None:
                    f"{'distill %.3f ' % distill_loss.item() if teacher is not None else ''}itc {itc_loss.item():.3f} itm {itm_loss.item():.3f} "
                    f"itm_acc {itm_acc:.3f} pos_acc {pos_acc:.3f} hardneg_rej {hard_acc:.3f} "
                    f"{'pairs_right %.3f ' % dense_figures['pairs_right'] if dense is not None else ''}"
+                   f"{'centre_err %.3f ' % dense_figures['centre_err'] if args.positions and dense is not None else ''}"
                    f"{time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")

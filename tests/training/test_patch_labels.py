@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from imgsearch.shapes.world import COLOURS, SHAPES, Obj, Scene
-from training.pretrain_vit import patch_labels, present
+import torch
+
+from training.pretrain_vit import DenseTargets, centres, patch_labels, present
 
 
 def test_objects_label_the_patches_under_them_in_the_squashed_frame() -> None:
@@ -29,3 +31,35 @@ def test_a_later_object_covers_an_earlier_one() -> None:
     shape, _ = patch_labels(scene, 8)
     assert shape.reshape(8, 8)[3, 3] == 1 + SHAPES.index("triangle")
     assert np.count_nonzero(shape == 1 + SHAPES.index("square")) == 64 - 4
+
+
+def test_centres_are_fractions_of_the_squashed_frame_for_the_pairs_present() -> None:
+    scene = Scene(400, 100, "white", (Obj("star", "red", "large", cx=50, cy=50, extent=100),
+                                      Obj("circle", "blue", "small", cx=250, cy=25, extent=20)))
+    xy, mask = centres(scene)
+    star = COLOURS.index("red") * len(SHAPES) + SHAPES.index("star")
+    circle = COLOURS.index("blue") * len(SHAPES) + SHAPES.index("circle")
+    assert mask.sum() == 2 and mask[star] == 1 and mask[circle] == 1
+    assert np.allclose(xy[star], (0.125, 0.5)) and np.allclose(xy[circle], (0.625, 0.25))
+    assert not xy[mask == 0].any()
+
+
+def test_position_targets_are_learnable_from_position_embeddings() -> None:
+    """Patch targets run row-major, as BLIP's patch embedding flattens the grid, and the heads
+    can fit them: a few steps on fixed states drive the position and centre losses down."""
+    grid, width = 4, 16
+    torch.manual_seed(0)
+    targets = DenseTargets(width, grid, positions=True)
+    assert targets.grid_xy[1].tolist() == [0.375, 0.125]  # row-major: the second patch is right of the first
+    position = torch.randn(1, grid * grid + 1, width)
+    scene = Scene(96, 96, "gray", (Obj("square", "green", "large", cx=20, cy=20, extent=30),))
+    opt = torch.optim.Adam(targets.heads.parameters(), lr=0.05)
+    losses = []
+    for _ in range(60):
+        loss, figures = targets.loss(position.expand(2, -1, -1), [scene, scene])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert "centre_err" in figures and figures["centre_err"] < 0.1
+    assert losses[-1] < 0.2 * losses[0]
