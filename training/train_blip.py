@@ -16,6 +16,7 @@ import argparse
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +66,7 @@ def negative_text(scene: Scene, text: str, rng: random.Random, flip_share: float
     return "a red star left of a blue circle" if not matches("a red star left of a blue circle", scene) else "a green square"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("data", type=Path)
     ap.add_argument("out", type=Path)
@@ -98,12 +99,11 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX512-BF16 or AMX: ~2x)")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
-    args = ap.parse_args()
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    rng = random.Random(args.seed)
-    tok = build_tokenizer()
-    config = make_config(tok, args.patch)
+    return ap.parse_args()
+
+
+def build_models(args: argparse.Namespace, config: BlipConfig) -> tuple[Any, Any]:
+    """Captioner and ITM model sharing one vision encoder (saved apart)."""
     captioner = BlipForConditionalGeneration(config)
     itm = BlipForImageTextRetrieval(config)
     if args.init is not None:  # resume across sessions from the shipped (fp16) weights
@@ -112,7 +112,86 @@ def main() -> None:
     if args.init_vision is not None:
         from safetensors.torch import load_file
         captioner.vision_model.load_state_dict(load_file(str(args.init_vision)))
-    itm.vision_model = captioner.vision_model  # shared during training, saved apart
+    itm.vision_model = captioner.vision_model
+    return captioner, itm
+
+
+def lm_loss(captioner: Any, tok: Any, image_embeds: torch.Tensor, bs: list[Scene]) -> torch.Tensor:
+    """The captioner writes the canonical caption, starting from [DEC]."""
+    cap = tok([canonical_caption(s) for s in bs], padding=True, return_tensors="pt")
+    dec_ids = cap.input_ids.clone()
+    dec_ids[:, 0] = tok.bos_token_id
+    labels = dec_ids.masked_fill(cap.attention_mask == 0, -100)
+    return captioner.text_decoder(
+        input_ids=dec_ids, attention_mask=cap.attention_mask, encoder_hidden_states=image_embeds,
+        labels=labels, reduction="mean",
+    ).loss
+
+
+def itc_loss(itm: Any, enc: Any, image_embeds: torch.Tensor, temp: torch.Tensor,
+             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contrastive loss over true sentences, targets from the world's rule; also the similarity
+    matrix the ITM negatives are mined from."""
+    text_out = itm.text_encoder(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+    img_feat = F.normalize(itm.vision_proj(image_embeds[:, 0]), dim=-1)
+    txt_feat = F.normalize(itm.text_proj(text_out[:, 0]), dim=-1)
+    sim = img_feat @ txt_feat.t() / temp.exp().clamp(min=0.01)
+    loss = (
+        F.cross_entropy(sim, target / target.sum(1, keepdim=True))
+        + F.cross_entropy(sim.t(), target.t() / target.t().sum(1, keepdim=True))
+    ) / 2
+    return loss, sim
+
+
+def itm_loss(itm: Any, tok: Any, args: argparse.Namespace, rng: random.Random, bs: list[Scene], texts: list[str],
+             enc: Any, image_embeds: torch.Tensor, sim: torch.Tensor,
+             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positives; per picture one negative mined from ITC similarity (half of them a text for the
+    picture, half a picture for the text) and one crafted hard negative: two negatives a
+    positive, as in BLIP (three with --random-negatives). Returns loss, logits, labels."""
+    n = len(bs)
+    image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long)
+    with torch.no_grad():
+        w_i2t = F.softmax(sim, dim=1).masked_fill(target > 0, 0) + 1e-6
+        w_t2i = F.softmax(sim.t(), dim=1).masked_fill(target.t() > 0, 0) + 1e-6
+        neg_txt = torch.multinomial(w_i2t, 1).squeeze(1)
+        neg_img = torch.multinomial(w_t2i, 1).squeeze(1)
+    half = n // 2
+    crafted = tok([negative_text(s, t, rng, args.flip_share) for s, t in zip(bs, texts)], padding="max_length",
+                  max_length=enc.input_ids.shape[1], return_tensors="pt")
+    mined_ids = torch.cat([enc.input_ids[neg_txt[:half]], enc.input_ids[half:]])
+    mined_mask = torch.cat([enc.attention_mask[neg_txt[:half]], enc.attention_mask[half:]])
+    mined_img = torch.cat([image_embeds[:half], image_embeds[neg_img[half:]]])
+    ar = torch.arange(n)
+    mined_labels = torch.cat([target[ar[:half], neg_txt[:half]], target[neg_img[half:], ar[half:]]])
+    ids = torch.cat([enc.input_ids, mined_ids, crafted.input_ids])
+    mask = torch.cat([enc.attention_mask, mined_mask, crafted.attention_mask])
+    img_states = torch.cat([image_embeds, mined_img, image_embeds])
+    atts = torch.cat([image_atts] * 3)
+    labels = torch.cat([torch.ones(n), mined_labels, torch.zeros(n)]).long()
+    if args.random_negatives:
+        with torch.no_grad():
+            rnd = torch.multinomial((target == 0).float() + 1e-9, 1).squeeze(1)
+        ids = torch.cat([ids, enc.input_ids[rnd]])
+        mask = torch.cat([mask, enc.attention_mask[rnd]])
+        img_states = torch.cat([img_states, image_embeds])
+        atts = torch.cat([atts, image_atts])
+        labels = torch.cat([labels, target[ar, rnd].long()])
+    out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
+                           encoder_attention_mask=atts).last_hidden_state
+    logits = itm.itm_head(out[:, 0])
+    loss = F.cross_entropy(logits, labels, weight=torch.tensor([1.0, args.itm_pos_weight]))
+    return loss, logits, labels
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    tok = build_tokenizer()
+    config = make_config(tok, args.patch)
+    captioner, itm = build_models(args, config)
     temp = torch.nn.Parameter(torch.tensor(0.07).log())
     extra: list[torch.nn.Parameter] = []
     teacher = None
@@ -140,66 +219,13 @@ def main() -> None:
             g["lr"] = cosine_lr(step, args.steps, args.lr, 300)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             image_embeds = captioner.vision_model(pixel_values=images).last_hidden_state
-            image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long)
-
-            # LM: the captioner writes the canonical caption, starting from [DEC].
-            cap = tok([canonical_caption(s) for s in bs], padding=True, return_tensors="pt")
-            dec_ids = cap.input_ids.clone()
-            dec_ids[:, 0] = tok.bos_token_id
-            labels = dec_ids.masked_fill(cap.attention_mask == 0, -100)
-            lm_loss = captioner.text_decoder(
-                input_ids=dec_ids, attention_mask=cap.attention_mask, encoder_hidden_states=image_embeds,
-                labels=labels, reduction="mean",
-            ).loss
-
-            # ITC over true sentences; targets from the world's rule.
+            lm = lm_loss(captioner, tok, image_embeds, bs)
             texts = [training_text(s, rng) for s in bs]
             enc = tok(texts, padding=True, return_tensors="pt")
-            text_out = itm.text_encoder(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
-            img_feat = F.normalize(itm.vision_proj(image_embeds[:, 0]), dim=-1)
-            txt_feat = F.normalize(itm.text_proj(text_out[:, 0]), dim=-1)
-            sim = img_feat @ txt_feat.t() / temp.exp().clamp(min=0.01)
             target = match_matrix(bs, parse_all(texts))
-            itc_loss = (
-                F.cross_entropy(sim, target / target.sum(1, keepdim=True))
-                + F.cross_entropy(sim.t(), target.t() / target.t().sum(1, keepdim=True))
-            ) / 2
-
-            # ITM: positives; per picture one negative mined from ITC similarity (half of them a
-            # text for the picture, half a picture for the text) and one explicit hard negative:
-            # two negatives a positive, as in BLIP.
-            with torch.no_grad():
-                w_i2t = F.softmax(sim, dim=1).masked_fill(target > 0, 0) + 1e-6
-                w_t2i = F.softmax(sim.t(), dim=1).masked_fill(target.t() > 0, 0) + 1e-6
-                neg_txt = torch.multinomial(w_i2t, 1).squeeze(1)
-                neg_img = torch.multinomial(w_t2i, 1).squeeze(1)
-            half = n // 2
-            crafted = tok([negative_text(s, t, rng, args.flip_share) for s, t in zip(bs, texts)], padding="max_length",
-                          max_length=enc.input_ids.shape[1], return_tensors="pt")
-            mined_ids = torch.cat([enc.input_ids[neg_txt[:half]], enc.input_ids[half:]])
-            mined_mask = torch.cat([enc.attention_mask[neg_txt[:half]], enc.attention_mask[half:]])
-            mined_img = torch.cat([image_embeds[:half], image_embeds[neg_img[half:]]])
-            ar = torch.arange(n)
-            mined_labels = torch.cat([target[ar[:half], neg_txt[:half]], target[neg_img[half:], ar[half:]]])
-            ids = torch.cat([enc.input_ids, mined_ids, crafted.input_ids])
-            mask = torch.cat([enc.attention_mask, mined_mask, crafted.attention_mask])
-            img_states = torch.cat([image_embeds, mined_img, image_embeds])
-            atts = torch.cat([image_atts] * 3)
-            itm_labels = torch.cat([torch.ones(n), mined_labels, torch.zeros(n)]).long()
-            if args.random_negatives:
-                with torch.no_grad():
-                    rnd = torch.multinomial((target == 0).float() + 1e-9, 1).squeeze(1)
-                ids = torch.cat([ids, enc.input_ids[rnd]])
-                mask = torch.cat([mask, enc.attention_mask[rnd]])
-                img_states = torch.cat([img_states, image_embeds])
-                atts = torch.cat([atts, image_atts])
-                itm_labels = torch.cat([itm_labels, target[ar, rnd].long()])
-            out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
-                                   encoder_attention_mask=atts).last_hidden_state
-            logits = itm.itm_head(out[:, 0])
-            itm_loss = F.cross_entropy(logits, itm_labels, weight=torch.tensor([1.0, args.itm_pos_weight]))
-
-            loss = lm_loss + itc_loss + itm_loss
+            itc, sim = itc_loss(itm, enc, image_embeds, temp, target)
+            itm_l, logits, itm_labels = itm_loss(itm, tok, args, rng, bs, texts, enc, image_embeds, sim, target)
+            loss = lm + itc + itm_l
             if teacher is not None:
                 distill_loss = teacher.loss(images, image_embeds)
                 loss = loss + args.distill_weight * distill_loss
@@ -214,8 +240,8 @@ def main() -> None:
             itm_acc = (logits.argmax(1) == itm_labels).float().mean().item()
             hard_acc = (logits[2 * n:3 * n].argmax(1) == 0).float().mean().item()
             pos_acc = (logits[:n].argmax(1) == 1).float().mean().item()
-            msg = (f"step {step} lm {lm_loss.item():.3f} "
-                   f"{'distill %.3f ' % distill_loss.item() if teacher is not None else ''}itc {itc_loss.item():.3f} itm {itm_loss.item():.3f} "
+            msg = (f"step {step} lm {lm.item():.3f} "
+                   f"{'distill %.3f ' % distill_loss.item() if teacher is not None else ''}itc {itc.item():.3f} itm {itm_l.item():.3f} "
                    f"itm_acc {itm_acc:.3f} pos_acc {pos_acc:.3f} hardneg_rej {hard_acc:.3f} "
                    f"{'pairs_right %.3f ' % dense_figures['pairs_right'] if dense is not None else ''}"
                    f"{'centre_err %.3f ' % dense_figures['centre_err'] if args.positions and dense is not None else ''}"
