@@ -97,13 +97,14 @@ def _quiet_transformers() -> None:
 def load_captioner(ref: str, runtime: Runtime, max_tokens: int = 30) -> Captioner:
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
-    from imgsearch.models.blip_attention import fuse_vision_attention
+    from imgsearch.models.blip_attention import absorb_cross_attention, fuse_vision_attention
 
     _quiet_transformers()
     what, env = "BLIP captioner", "IMGSEARCH_CAPTIONER"
     processor = _from_pretrained(BlipProcessor, ref, what, env)
     model = _from_pretrained(BlipForConditionalGeneration, ref, what, env, dtype=runtime.dtype)
     fuse_vision_attention(model.vision_model)
+    absorb_cross_attention(model.text_decoder.bert)  # no cross K/V prefill when generating
     return Captioner(model.to(runtime.device).eval(), processor, runtime, model_ref_id(ref), max_tokens)
 
 

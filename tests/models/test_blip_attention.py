@@ -6,10 +6,12 @@ same vision states, the same captions)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from transformers import BlipConfig, BlipForImageTextRetrieval
+from transformers import BlipConfig, BlipForConditionalGeneration, BlipForImageTextRetrieval
 from transformers.models.blip.modeling_blip import BlipAttention
 from transformers.models.blip.modeling_blip_text import BlipTextSelfAttention
 
@@ -129,3 +131,45 @@ def test_captions_with_fused_vision_are_upstreams() -> None:
     fused = captioner.caption(_pictures())
     _vision_upstream(captioner.model.vision_model)
     assert captioner.caption(_pictures()) == fused
+
+
+def _random_captioner(dtype: torch.dtype) -> BlipForConditionalGeneration:
+    torch.manual_seed(2)
+    config = BlipConfig(
+        text_config=dict(vocab_size=40, hidden_size=96, encoder_hidden_size=160, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=3, max_position_embeddings=64,
+                         bos_token_id=1, eos_token_id=2, sep_token_id=2, pad_token_id=0),
+        vision_config=dict(hidden_size=160, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+                           image_size=32, patch_size=8, initializer_range=0.5),
+    )
+    return BlipForConditionalGeneration(config).eval().to(dtype)
+
+
+@pytest.mark.parametrize("beams", [1, 2])
+def test_generation_with_absorbed_decoder_cross_attention_is_upstreams(beams: int) -> None:
+    """The decoder leaves its cache's cross keys/values empty and reads the vision states each
+    step: the same tokens and scores, greedy or beam search (which reorders the cache)."""
+    model = _random_captioner(torch.float32)
+    pixels = torch.randn(4, 3, 32, 32)
+
+    def generate() -> Any:
+        with torch.inference_mode():
+            return model.generate(pixel_values=pixels, max_new_tokens=12, num_beams=beams, do_sample=False,
+                                  min_new_tokens=12, output_scores=True, return_dict_in_generate=True)
+
+    expected = generate()
+    assert absorb_cross_attention(model.text_decoder.bert) == 2
+    got = generate()
+    assert torch.equal(got.sequences, expected.sequences) and got.sequences.shape[1] > 10
+    for fast, slow in zip(got.scores, expected.scores):
+        torch.testing.assert_close(fast, slow, rtol=0, atol=1e-4)
+
+
+def test_bundled_captioner_decodes_with_absorbed_cross_attention() -> None:
+    captioner = load_captioner(resolve_profile(Settings(models="tiny")).captioner, Runtime("cpu", torch.float32))
+    decoder_cross = [layer.crossattention.self for layer in captioner.model.text_decoder.bert.encoder.layer]
+    assert all(type(m) is AbsorbedCrossAttention for m in decoder_cross)
+    fast = captioner.caption(_pictures())
+    for module in decoder_cross:
+        module.__class__ = BlipTextSelfAttention
+    assert captioner.caption(_pictures()) == fast
