@@ -27,7 +27,7 @@ from .photos import ensure_photos, photo_facts
 from .plan import BASE, SECTIONS, TINY, Plan, full_plan, smoke_plan
 from .queries import measure_cli, measure_queries
 from .report import PEERS, evaluate_targets, render_markdown
-from .vectors import BACKENDS, measure_vectors
+from .vectors import BACKENDS, KINDS, measure_vectors
 from .weights import ensure_base_weights
 
 
@@ -131,7 +131,7 @@ class Bench:
             backends = [b for b in BACKENDS if n <= limits.get(b, n)]
             done = self.guarded("vectors", f"{n:,} points: {', '.join(backends)}", lambda: measure_vectors(
                 n, backends, plan.vector_queries, plan.vector_dim, out / "work" / "vectors", plan.runs,
-                runner))
+                runner, plan.vector_kind))
             if done is not None:
                 rows, errors = done
                 self.results["vectors"] += rows
@@ -149,9 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per configuration (full: at least 3)")
     parser.add_argument("--skip", action="append", choices=SECTIONS, default=[],
                         help="leave a section out (repeatable); the report says it was not run")
+    parser.add_argument("--vectors", choices=KINDS, default="uniform",
+                        help="the vector store section's points: uniform random (HNSW's worst case) or CLIP-like "
+                             "(a shared cone, 2,000 topics: what recall means for photos)")
+    parser.add_argument("--vector-sizes", type=lambda v: tuple(int(x) for x in v.split(",")), default=None,
+                        help="comma-separated point counts instead of the plan's, e.g. 1000000")
     args = parser.parse_args(argv)
     plan = smoke_plan(args.runs or 1) if args.smoke else full_plan(args.runs or 3)
-    plan = replace(plan, skip=tuple(args.skip))
+    plan = replace(plan, skip=tuple(args.skip), vector_kind=args.vectors,
+                   vector_sizes=args.vector_sizes or plan.vector_sizes)
     out = args.out_dir.expanduser().absolute()
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -43,6 +43,7 @@ class Plan:
     optimize_max: int  # Edge + HNSW build: ~1 ms a 512-d point on 2 cores, so 1M points take tens of minutes
     vector_queries: int = 100
     vector_dim: int = 512
+    vector_kind: str = "uniform"  # bench.vectors.KINDS
     photo_workers: int = 0  # 0: one per CPU
     child_timeout_s: float | None = None
     isolated: bool = True  # a fresh process per measured configuration (False: one shared worker)

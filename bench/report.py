@@ -234,7 +234,10 @@ def _vectors(results: dict[str, Any]) -> list[str]:
              else "built, reopened and searched in the shared worker (smoke mode)")
     lines = [
         "## Vector store scale", "",
-        f"Random {plan['vector_dim']}-d unit vectors. `edge` = the product's store "
+        (f"CLIP-like {plan['vector_dim']}-d unit vectors (one shared cone, 2,000 topics: two photos have "
+         "cosine ~0.4, two of one topic ~0.75; `bench.vectors.clip_like_chunk`). "
+         if plan.get("vector_kind") == "clip-like" else f"Random {plan['vector_dim']}-d unit vectors. ") +
+        "`edge` = the product's store "
         "(`open_vector_store(path=...)`); `edge+optimize` = the same after Edge's segment optimiser "
         "has built HNSW, as the product's index run does once "
         f"{Settings.model_fields['search_index_threshold'].default:,} vectors are left unindexed "

@@ -1,5 +1,6 @@
 """Vector store at scale: the product's Qdrant Edge store against qdrant-client's local mode and
-a numpy brute-force baseline, on N random unit vectors (CLIP-sized, 512-d).
+a numpy brute-force baseline, on N unit vectors (CLIP-sized, 512-d): uniform random ones (HNSW's
+worst case: every point nearly equidistant) or CLIP-like ones (see `clip_like_chunk`).
 
 Each backend is built in one process (upsert time, disk) and reopened in another (reopen time,
 search latency, RSS), so the searching process's RSS is what a fresh `imgsearch query` would
@@ -27,13 +28,34 @@ COLLECTION = "bench"
 BACKENDS = ("numpy", "edge", "edge+optimize", "qdrant-client")  # numpy first: the others are compared to it
 
 
-def unit_vectors(n: int, dim: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(first id, chunk) of seeded random unit vectors, so no process holds all N at once."""
+KINDS = ("uniform", "clip-like")
+TOPICS = 2_000  # clip-like: what a large photo collection holds many pictures of
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def clip_like_chunk(rng: np.random.Generator, size: int, dim: int) -> np.ndarray:
+    """Unit vectors shaped like CLIP image embeddings: all inside one cone (any two photos have
+    cosine ~0.4) and grouped by topic (two of one topic ~0.75), never the uniform sphere. The cone
+    and topics are fixed (seed 0), so stores and queries of every run share one world."""
+    world = np.random.default_rng(0)
+    axis = _unit(world.standard_normal((1, dim), dtype=np.float32))
+    topics = _unit(world.standard_normal((TOPICS, dim), dtype=np.float32))
+    noise = _unit(rng.standard_normal((size, dim), dtype=np.float32))
+    return _unit(0.6 * axis + 0.6 * topics[rng.integers(0, TOPICS, size)] + 0.5 * noise).astype(np.float32)
+
+
+def unit_vectors(n: int, dim: int, seed: int, kind: str = "uniform") -> Iterator[tuple[int, np.ndarray]]:
+    """(first id, chunk) of seeded unit vectors of a kind (KINDS), so no process holds all N at once."""
     rng = np.random.default_rng(seed)
     for start in range(0, n, CHUNK):
-        chunk = rng.standard_normal((min(CHUNK, n - start), dim), dtype=np.float32)
-        chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
-        yield start, chunk
+        size = min(CHUNK, n - start)
+        if kind == "clip-like":
+            yield start, clip_like_chunk(rng, size, dim)
+        else:
+            yield start, _unit(rng.standard_normal((size, dim), dtype=np.float32))
 
 
 def disk_mb(path: Path) -> float:
@@ -57,7 +79,7 @@ def build_task(args: dict[str, Any]) -> dict[str, Any]:
     extra: dict[str, float] = {}
     if backend == "numpy":  # an .npy file written chunk by chunk (never two copies of 1M vectors)
         matrix = np.lib.format.open_memmap(path / "vectors.npy", mode="w+", dtype=np.float32, shape=(n, dim))
-        for start, chunk in unit_vectors(n, dim, args["seed"]):
+        for start, chunk in unit_vectors(n, dim, args["seed"], args["kind"]):
             t = time.perf_counter()
             matrix[start:start + len(chunk)] = chunk
             upsert_s += time.perf_counter() - t
@@ -70,7 +92,7 @@ def build_task(args: dict[str, Any]) -> dict[str, Any]:
 
         store = open_vector_store(path=path, collection=COLLECTION)
         store.ensure(dim)
-        for start, chunk in unit_vectors(n, dim, args["seed"]):
+        for start, chunk in unit_vectors(n, dim, args["seed"], args["kind"]):
             t = time.perf_counter()
             store.upsert(range(start, start + len(chunk)), chunk)
             upsert_s += time.perf_counter() - t
@@ -88,7 +110,7 @@ def build_task(args: dict[str, Any]) -> dict[str, Any]:
         client = QdrantClient(path=str(path))
         params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
         client.create_collection(COLLECTION, vectors_config=params)
-        for start, chunk in unit_vectors(n, dim, args["seed"]):
+        for start, chunk in unit_vectors(n, dim, args["seed"], args["kind"]):
             t = time.perf_counter()
             client.upsert(COLLECTION, points=models.Batch(ids=list(range(start, start + len(chunk))),
                                                           vectors=chunk.tolist()))
@@ -132,7 +154,7 @@ def _reopen(backend: str, path: Path, dim: int) -> tuple[Search, Callable[[], No
 def open_task(args: dict[str, Any]) -> dict[str, Any]:
     """Child task: reopen the store, then time `queries` searches for the LIMIT nearest."""
     backend, path, dim = args["backend"], Path(args["path"]), args["dim"]
-    queries = next(unit_vectors(args["queries"], dim, args["seed"]))[1]
+    queries = next(unit_vectors(args["queries"], dim, args["seed"], args["kind"]))[1]
     if backend in ("edge", "edge+optimize"):  # imports are not part of reopening
         import imgsearch.stores.edge  # noqa: F401
     elif backend == "qdrant-client":
@@ -161,6 +183,7 @@ def _recall(found: list[list[int]], exact: list[list[int]]) -> float:
 
 def measure_vectors(
     n: int, backends: list[str], queries: int, dim: int, work: Path, runs: int, runner: Runner,
+    kind: str = "uniform",
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Every backend at size n, run by run (ratios against numpy within the same run). A backend
     that fails is left out with its error; the others are still reported."""
@@ -169,7 +192,7 @@ def measure_vectors(
     for run in range(runs):
         for backend in [b for b in backends if b in per]:
             args = {"backend": backend, "path": str(work / f"{n}" / backend.replace("+", "-")),
-                    "n": n, "dim": dim, "seed": 1000 + run, "queries": queries}
+                    "n": n, "dim": dim, "seed": 1000 + run, "queries": queries, "kind": kind}
             try:
                 built = runner.run("vec-build", args)
                 opened = runner.run("vec-open", {**args, "seed": 9000 + run})
@@ -182,7 +205,7 @@ def measure_vectors(
     exact = [r["open"]["found"] for r in per.get("numpy", [])]
     rows = []
     for backend, rs in per.items():
-        row: dict[str, Any] = {"backend": backend, "n": n, "runs": runs}
+        row: dict[str, Any] = {"backend": backend, "n": n, "runs": runs, "kind": kind}
         for key in ("upsert_s", "close_s", "points_per_s", "disk_mb", "peak_rss_mb"):
             name = "build_peak_rss_mb" if key == "peak_rss_mb" else key
             row[name] = summarize([r["build"][key] for r in rs])
