@@ -1,7 +1,8 @@
 """Quick held-out probe of training checkpoints (not the evaluation: that is
 `python -m imgsearch.evaluation`). Zero-shot colour+shape accuracy of CLIP on one-object
 pictures, binding accuracy on two-object pictures (true sentence vs its hard negatives) for CLIP
-and for ITM, and the captioner's exact-caption rate.
+and for ITM, also by kind of negative (colours swapped, shapes swapped, relation flipped), and the
+captioner's exact-caption rate, with what the wrong two-object captions get wrong.
 
     python -m training.probe runs/clip runs/blip --n 300
 """
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from imgsearch.shapes.world import COLOURS, SHAPES, Obj, Scene, canonical_caption, caption_is_right, hard_negatives
+from imgsearch.shapes.world import (
+    COLOURS, SHAPES, Obj, Scene, canonical_caption, caption_is_right, hard_negatives, parse,
+)
 from training.common import to_tensor
 from training.dataset import _shard
 
@@ -58,8 +62,10 @@ def main() -> None:
     itm = BlipForImageTextRetrieval.from_pretrained(args.blip / "itm", dtype=torch.float32).eval()
     cap = BlipForConditionalGeneration.from_pretrained(args.blip / "captioner", dtype=torch.float32).eval()
     wins, accept, reject, total_neg = 0, 0, 0, 0
+    by_kind = {"colours swapped": [0, 0], "shapes swapped": [0, 0], "relation flipped": [0, 0]}
     for i in two:
-        cands = [canonical_caption(scenes[i])] + hard_negatives(canonical_caption(scenes[i]))
+        true = canonical_caption(scenes[i])
+        cands = [true] + hard_negatives(true)
         enc = proc.tokenizer(cands, padding=True, return_tensors="pt")
         out = itm(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
                   pixel_values=x[i:i + 1].expand(len(cands), -1, -1, -1)).itm_score
@@ -68,11 +74,34 @@ def main() -> None:
         accept += int(p[0] > 0.5)
         reject += int((p[1:] < 0.5).sum())
         total_neg += len(cands) - 1
+        for kind, neg in zip(_negative_kinds(true), p[1:]):
+            by_kind[kind][0] += int(p[0] > neg)
+            by_kind[kind][1] += 1
     print(f"itm binding acc {wins / len(two):.3f}; accepts true {accept / len(two):.3f}; rejects hard neg {reject / total_neg:.3f}")
+    print("itm: true sentence above its negative, by kind: "
+          + ", ".join(f"{k} {w / max(n, 1):.3f}" for k, (w, n) in by_kind.items()))
     gen = cap.generate(pixel_values=x, max_new_tokens=12)
     texts = proc.batch_decode(gen, skip_special_tokens=True)
     right = np.mean([caption_is_right(t, s) for t, s in zip(texts, scenes)])
     print(f"captions fully right {right:.3f}; e.g. {texts[:3]}")
+    wrong_pair = wrong_relation = 0
+    for i in two:
+        if not caption_is_right(texts[i], scenes[i]):
+            said = set(re.findall(r"(\w+) (circle|square|triangle|star)", texts[i]))
+            have = {(o.colour, o.shape) for o in scenes[i].objects}
+            wrong_pair += said != have
+            wrong_relation += said == have
+    print(f"two-object captions: {1 - (wrong_pair + wrong_relation) / len(two):.3f} right; "
+          f"{wrong_pair / len(two):.3f} name a wrong (colour, shape); {wrong_relation / len(two):.3f} the right pair "
+          "with a wrong relation")
+
+
+def _negative_kinds(sentence: str) -> list[str]:
+    """What each of `hard_negatives(sentence)` changes, in its order."""
+    q = parse(sentence)
+    kinds = ["colours swapped"] if q.first["colour"] != q.second["colour"] else []
+    kinds += ["shapes swapped"] if q.first["shape"] != q.second["shape"] else []
+    return kinds + ["relation flipped"]
 
 
 if __name__ == "__main__":
