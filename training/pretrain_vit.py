@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import BlipVisionModel
 
-from imgsearch.shapes.world import COLOURS, SHAPES, Scene
+from imgsearch.shapes.world import COLOURS, SHAPES, Scene, relation_between
 from training.common import GroupBatches, cosine_lr, load_set, to_tensor
 from training.dataset import SIZE
 from training.train_blip import make_config
@@ -77,11 +77,17 @@ class DenseTargets:
     With `positions`, also where: each patch regresses its own grid position and [CLS] the centre
     of every pair present. Without them the ViT learned shape and colour but washed position out
     of its last states (a linear probe recovered a patch's row with R2 0.13), so neither captioner
-    nor ITM could tell "left of" from "right of": relations sat at chance."""
+    nor ITM could tell "left of" from "right of": relations sat at chance.
 
-    def __init__(self, width: int, grid: int, positions: bool = False) -> None:
+    With `axis`, [CLS] also learns whether two objects stand side by side or one above the other
+    (the larger of the horizontal and vertical gaps, as the world judges): with positions learned,
+    the captioner ordered the pair rightly along an axis but picked the wrong axis in over 40 % of
+    two-object pictures."""
+
+    def __init__(self, width: int, grid: int, positions: bool = False, axis: bool = False) -> None:
         self.grid = grid
         self.positions = positions
+        self.axis = axis
         pairs = len(COLOURS) * len(SHAPES)
         heads = {
             "present": torch.nn.Linear(width, pairs),
@@ -91,6 +97,8 @@ class DenseTargets:
         if positions:
             heads["where"] = torch.nn.Linear(width, 2)
             heads["centres"] = torch.nn.Linear(width, pairs * 2)
+        if axis:
+            heads["axis"] = torch.nn.Linear(width, 1)
         self.heads = torch.nn.ModuleDict(heads)
         cells = (np.arange(grid, dtype=np.float32) + 0.5) / grid
         rows, cols = np.meshgrid(cells, cells, indexing="ij")
@@ -116,6 +124,12 @@ class DenseTargets:
             centre_err = ((guess_xy - target_xy).abs().sum(-1) * mask).sum() / mask.sum()
             loss = loss + 10 * F.mse_loss(where, self.grid_xy.expand_as(where)) + 4 * centre_err
             figures["centre_err"] = centre_err.item()
+        two = [i for i, s in enumerate(scenes) if len(s.objects) == 2]
+        if self.axis and two:
+            across = torch.tensor([float(relation_between(*scenes[i].objects) in ("left of", "right of")) for i in two])
+            guess = self.heads["axis"](states[two, 0]).float().squeeze(1)
+            loss = loss + F.binary_cross_entropy_with_logits(guess, across)
+            figures["axis_acc"] = ((guess > 0).float() == across).float().mean().item()
         with torch.no_grad():  # is every (colour, shape) pair of the picture among its top guesses?
             top = pair_logits.topk(2, dim=1).indices
             wanted = pairs.sum(1).long()
@@ -139,6 +153,7 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=None, help="continue from a vision.safetensors")
     ap.add_argument("--positions", action="store_true",
                     help="also teach where: patch grid positions and each pair's centre (see DenseTargets)")
+    ap.add_argument("--axis", action="store_true", help="also teach [CLS] the relation's axis (see DenseTargets)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -146,7 +161,7 @@ def main() -> None:
     vit = BlipVisionModel(config)
     if args.init is not None:
         vit.load_state_dict(load_file(str(args.init)))
-    targets = DenseTargets(config.hidden_size, SIZE // args.patch, args.positions)
+    targets = DenseTargets(config.hidden_size, SIZE // args.patch, args.positions, args.axis)
     params = [*vit.parameters(), *targets.heads.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     pixels, scenes, groups = load_set(args.data)

@@ -90,6 +90,8 @@ def parse_args() -> argparse.Namespace:
                          "teaching shape while the text towers learn")
     ap.add_argument("--positions", action="store_true",
                     help="with --dense-targets: also the position targets (patch grid positions, pair centres)")
+    ap.add_argument("--axis", action="store_true",
+                    help="with --dense-targets: [CLS] also learns the relation's axis (side by side or stacked)")
     ap.add_argument("--flip-share", type=float, default=0.0,
                     help="share of a relation's crafted ITM negatives that are its flipped relation (the rest: "
                          "any hard negative, flips included)")
@@ -201,7 +203,7 @@ def main() -> None:
     dense = None
     if args.dense_targets > 0:
         from training.pretrain_vit import DenseTargets
-        dense = DenseTargets(config.vision_config.hidden_size, SIZE // args.patch, args.positions)
+        dense = DenseTargets(config.vision_config.hidden_size, SIZE // args.patch, args.positions, args.axis)
         extra += list(dense.heads.parameters())
     params = list({id(p): p for p in [*captioner.parameters(), *itm.parameters(), temp, *extra]}.values())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
@@ -245,6 +247,7 @@ def main() -> None:
                    f"itm_acc {itm_acc:.3f} pos_acc {pos_acc:.3f} hardneg_rej {hard_acc:.3f} "
                    f"{'pairs_right %.3f ' % dense_figures['pairs_right'] if dense is not None else ''}"
                    f"{'centre_err %.3f ' % dense_figures['centre_err'] if args.positions and dense is not None else ''}"
+                   f"{'axis_acc %.3f ' % dense_figures.get('axis_acc', float('nan')) if args.axis and dense is not None else ''}"
                    f"{time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")

@@ -63,3 +63,25 @@ def test_position_targets_are_learnable_from_position_embeddings() -> None:
         losses.append(loss.item())
     assert "centre_err" in figures and figures["centre_err"] < 0.1
     assert losses[-1] < 0.2 * losses[0]
+
+
+def test_axis_target_follows_the_worlds_larger_gap() -> None:
+    """[CLS] learns side by side (1) or stacked (0) for two objects, judged in the picture's own
+    pixels as the world judges relations; one-object pictures are left out."""
+    wide = Scene(400, 100, "white", (Obj("star", "red", "small", cx=50, cy=30, extent=20),
+                                     Obj("circle", "blue", "small", cx=110, cy=80, extent=20)))
+    tall = Scene(100, 400, "white", (Obj("star", "red", "small", cx=30, cy=50, extent=20),
+                                     Obj("circle", "blue", "small", cx=80, cy=110, extent=20)))
+    alone = Scene(96, 96, "gray", (Obj("square", "green", "large", cx=40, cy=40, extent=30),))
+    torch.manual_seed(0)
+    targets = DenseTargets(8, 2, axis=True)
+    states = torch.randn(3, 5, 8, requires_grad=True)
+    opt = torch.optim.Adam([states, *targets.heads.parameters()], lr=0.1)
+    for _ in range(40):
+        loss, figures = targets.loss(states, [wide, alone, tall])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert figures["axis_acc"] == 1.0
+    guess = targets.heads["axis"](states[:, 0]).squeeze(1)
+    assert guess[0] > 0 > guess[2]  # wide: 60 px across vs 50 down; tall: 50 across vs 60 down
