@@ -73,6 +73,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=8000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="end after this many steps of the --steps schedule (a run stopped early, replayed)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--patch", type=int, default=12)
@@ -212,7 +214,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     log = open(args.out / "train.log", "a")
     t0 = time.time()
-    for step in range(args.steps):
+    last = min(args.steps, args.stop_after or args.steps) - 1
+    for step in range(last + 1):
         idx = next(batches)
         n = len(idx)
         bs = [scenes[i] for i in idx]
@@ -238,7 +241,7 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if step % 50 == 0 or step == args.steps - 1:
+        if step % 50 == 0 or step == last:
             itm_acc = (logits.argmax(1) == itm_labels).float().mean().item()
             hard_acc = (logits[2 * n:3 * n].argmax(1) == 0).float().mean().item()
             pos_acc = (logits[:n].argmax(1) == 1).float().mean().item()
@@ -252,7 +255,7 @@ def main() -> None:
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if (step + 1) % 250 == 0 or step == args.steps - 1:
+        if (step + 1) % 250 == 0 or step == last:
             save(captioner, itm, tok, args.out)
 
 
