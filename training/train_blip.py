@@ -24,7 +24,7 @@ from transformers import (
     BlipConfig, BlipForConditionalGeneration, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor,
 )
 
-from imgsearch.shapes.world import Scene, canonical_caption, hard_negatives
+from imgsearch.shapes.world import Scene, canonical_caption, hard_negatives, matches
 from training.common import (
     MEAN, STD, GroupBatches, cosine_lr, load_set, match_matrix, parse_all, to_tensor, training_text,
 )
@@ -52,7 +52,7 @@ def negative_text(scene: Scene, text: str, rng: random.Random, flip_share: float
     hard = hard_negatives(text)
     if hard:
         return hard[-1] if flip_share and rng.random() < flip_share else rng.choice(hard)  # the flip is last
-    from imgsearch.shapes.world import COLOURS, SHAPES, matches
+    from imgsearch.shapes.world import COLOURS, SHAPES
     for _ in range(20):
         words = text.split()
         i = next(k for k, w in enumerate(words) if w in COLOURS)
@@ -94,6 +94,9 @@ def parse_args() -> argparse.Namespace:
                     help="with --dense-targets: also the position targets (patch grid positions, pair centres)")
     ap.add_argument("--axis", action="store_true",
                     help="with --dense-targets: [CLS] also learns the relation's axis (side by side or stacked)")
+    ap.add_argument("--rank-weight", type=float, default=0.0,
+                    help="weight of the listwise ITM loss over each relation sentence and its hard negatives "
+                         "(see rank_loss; 0: off)")
     ap.add_argument("--flip-share", type=float, default=0.0,
                     help="share of a relation's crafted ITM negatives that are its flipped relation (the rest: "
                          "any hard negative, flips included)")
@@ -188,6 +191,39 @@ def itm_loss(itm: Any, tok: Any, args: argparse.Namespace, rng: random.Random, b
     return loss, logits, labels
 
 
+def rank_loss(itm: Any, tok: Any, bs: list[Scene], texts: list[str],
+              image_embeds: torch.Tensor) -> tuple[torch.Tensor, float] | None:
+    """Listwise ITM loss on each relation sentence against its own hard negatives, for the same
+    picture: softmax over (match - no-match) logits, the true sentence the target. Reranking asks
+    exactly this of ITM (which of these near-identical sentences fits the picture); with one
+    sampled negative among easy ones the binary loss left relation flips at chance. Returns the
+    loss and the share of groups ranked rightly, or None when the batch has no relation sentence."""
+    groups, owners = [], []
+    for i, (scene, text) in enumerate(zip(bs, texts)):
+        negatives = [t for t in hard_negatives(text) if not matches(t, scene)]
+        if negatives:
+            groups.append([text] + negatives)
+            owners.append(i)
+    if not groups:
+        return None
+    flat = [t for g in groups for t in g]
+    enc = tok(flat, padding=True, return_tensors="pt")
+    rows = torch.tensor([owners[k] for k, g in enumerate(groups) for _ in g])
+    states = image_embeds[rows]
+    out = itm.text_encoder(input_ids=enc.input_ids, attention_mask=enc.attention_mask, encoder_hidden_states=states,
+                           encoder_attention_mask=torch.ones(states.shape[:2], dtype=torch.long)).last_hidden_state
+    logits = itm.itm_head(out[:, 0]).float()
+    margin = logits[:, 1] - logits[:, 0]
+    width = max(len(g) for g in groups)
+    table = torch.full((len(groups), width), float("-inf"))
+    start = 0
+    for k, g in enumerate(groups):
+        table[k, :len(g)] = margin[start:start + len(g)]
+        start += len(g)
+    right = float((table.argmax(1) == 0).float().mean())
+    return F.cross_entropy(table, torch.zeros(len(groups), dtype=torch.long)), right
+
+
 def main() -> None:
     args = parse_args()
     torch.manual_seed(args.seed)
@@ -231,6 +267,9 @@ def main() -> None:
             itc, sim = itc_loss(itm, enc, image_embeds, temp, target)
             itm_l, logits, itm_labels = itm_loss(itm, tok, args, rng, bs, texts, enc, image_embeds, sim, target)
             loss = lm + itc + itm_l
+            ranked = rank_loss(itm, tok, bs, texts, image_embeds) if args.rank_weight > 0 else None
+            if ranked is not None:
+                loss = loss + args.rank_weight * ranked[0]
             if teacher is not None:
                 distill_loss = teacher.loss(images, image_embeds)
                 loss = loss + args.distill_weight * distill_loss
@@ -251,6 +290,7 @@ def main() -> None:
                    f"{'pairs_right %.3f ' % dense_figures['pairs_right'] if dense is not None else ''}"
                    f"{'centre_err %.3f ' % dense_figures['centre_err'] if args.positions and dense is not None else ''}"
                    f"{'axis_acc %.3f ' % dense_figures.get('axis_acc', float('nan')) if args.axis and dense is not None else ''}"
+                   f"{'ranked_right %.3f ' % ranked[1] if ranked is not None else ''}"
                    f"{time.time() - t0:.0f}s")
             print(msg, flush=True)
             log.write(msg + "\n")
