@@ -37,7 +37,7 @@ class Captioner:
     processor: Any
     runtime: Runtime
     model_id: str
-    max_tokens: int = 30
+    max_tokens: int = 20
 
     @torch.inference_mode()
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
@@ -94,7 +94,7 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def load_captioner(ref: str, runtime: Runtime, max_tokens: int = 30) -> Captioner:
+def load_captioner(ref: str, runtime: Runtime, max_tokens: int = 20) -> Captioner:
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     from imgsearch.models.blip_attention import absorb_cross_attention, fuse_vision_attention
