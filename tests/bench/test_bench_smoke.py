@@ -64,7 +64,7 @@ def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) 
     for heading in ("Targets of the issue", "Machine", "Indexing", "Queries", "Vector store scale"):
         assert f"## {heading}" in md
     assert results["machine"]["cpu"] in md
-    assert "| tiny (bundled) | smoke (320×240" in md and "| edge | 1,000 |" in md
+    assert "| tiny (bundled) | smoke (320×240" in md and "| edge | uniform | 1,000 |" in md
     assert took < 120, f"smoke mode took {took:.0f} s"
 
 
