@@ -281,17 +281,18 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 50 == 0 or step == last:
-            itm_acc = (logits.argmax(1) == itm_labels).float().mean().item()
-            hard_acc = (logits[2 * n:3 * n].argmax(1) == 0).float().mean().item()
-            pos_acc = (logits[:n].argmax(1) == 1).float().mean().item()
-            msg = (f"step {step} lm {lm.item():.3f} "
-                   f"{'distill %.3f ' % distill_loss.item() if teacher is not None else ''}itc {itc.item():.3f} itm {itm_l.item():.3f} "
-                   f"itm_acc {itm_acc:.3f} pos_acc {pos_acc:.3f} hardneg_rej {hard_acc:.3f} "
-                   f"{'pairs_right %.3f ' % dense_figures['pairs_right'] if dense is not None else ''}"
-                   f"{'centre_err %.3f ' % dense_figures['centre_err'] if args.positions and dense is not None else ''}"
-                   f"{'axis_acc %.3f ' % dense_figures.get('axis_acc', float('nan')) if args.axis and dense is not None else ''}"
-                   f"{'ranked_right %.3f ' % ranked[1] if ranked is not None else ''}"
-                   f"{time.time() - t0:.0f}s")
+            parts = [f"step {step}", f"lm {lm.item():.3f}"]
+            if teacher is not None:
+                parts.append(f"distill {distill_loss.item():.3f}")
+            parts += [f"itc {itc.item():.3f}", f"itm {itm_l.item():.3f}",
+                      f"itm_acc {(logits.argmax(1) == itm_labels).float().mean().item():.3f}",
+                      f"pos_acc {(logits[:n].argmax(1) == 1).float().mean().item():.3f}",
+                      f"hardneg_rej {(logits[2 * n:3 * n].argmax(1) == 0).float().mean().item():.3f}"]
+            if dense is not None:
+                parts += [f"{k} {v:.3f}" for k, v in dense_figures.items() if k != "patch_shape_acc"]
+            if ranked is not None:
+                parts.append(f"ranked_right {ranked[1]:.3f}")
+            msg = " ".join(parts + [f"{time.time() - t0:.0f}s"])
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
