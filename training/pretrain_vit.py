@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import BlipVisionModel
 
-from imgsearch.shapes.world import COLOURS, SHAPES, Scene, relation_between
+from imgsearch.shapes.world import COLOURS, SHAPES, Obj, Scene, relation_between
 from training.common import GroupBatches, cosine_lr, load_set, to_tensor
 from training.dataset import SIZE
 from training.train_blip import make_config
@@ -49,23 +49,25 @@ def patch_labels(scene: Scene, grid: int) -> tuple[np.ndarray, np.ndarray]:
     return shape.reshape(-1), colour.reshape(-1)
 
 
-def centres(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+def pair_index(o: Obj) -> int:
+    """Where an object's (colour, shape) pair sits among the COLOURS x SHAPES pairs."""
+    return COLOURS.index(o.colour) * len(SHAPES) + SHAPES.index(o.shape)
+
+
+def centres(scene: Scene) -> np.ndarray:
     """Centre (x, y) of each (colour, shape) pair in the picture, as fractions of the squashed
-    frame, and a mask of the pairs present (the targets that tie what is drawn to where)."""
+    frame (zero for pairs absent: `present` masks them); the targets that tie what to where."""
     out = np.zeros((len(COLOURS) * len(SHAPES), 2), dtype=np.float32)
-    mask = np.zeros(len(COLOURS) * len(SHAPES), dtype=np.float32)
     for o in scene.objects:
-        k = COLOURS.index(o.colour) * len(SHAPES) + SHAPES.index(o.shape)
-        out[k] = (o.cx / scene.width, o.cy / scene.height)
-        mask[k] = 1
-    return out, mask
+        out[pair_index(o)] = (o.cx / scene.width, o.cy / scene.height)
+    return out
 
 
 def present(scene: Scene) -> np.ndarray:
     """Multi-hot over (colour, shape) pairs in the picture."""
     out = np.zeros(len(COLOURS) * len(SHAPES), dtype=np.float32)
     for o in scene.objects:
-        out[COLOURS.index(o.colour) * len(SHAPES) + SHAPES.index(o.shape)] = 1
+        out[pair_index(o)] = 1
     return out
 
 
@@ -118,10 +120,9 @@ class DenseTargets:
         figures: dict[str, float] = {}
         if self.positions:
             where = self.heads["where"](states[:, 1:]).float()
-            target_xy, mask = zip(*(centres(s) for s in scenes))
-            target_xy, mask = torch.from_numpy(np.stack(target_xy)), torch.from_numpy(np.stack(mask))
+            target_xy = torch.from_numpy(np.stack([centres(s) for s in scenes]))
             guess_xy = self.heads["centres"](states[:, 0]).float().view(len(scenes), -1, 2)
-            centre_err = ((guess_xy - target_xy).abs().sum(-1) * mask).sum() / mask.sum()
+            centre_err = ((guess_xy - target_xy).abs().sum(-1) * pairs).sum() / pairs.sum()
             loss = loss + 10 * F.mse_loss(where, self.grid_xy.expand_as(where)) + 4 * centre_err
             figures["centre_err"] = centre_err.item()
         two = [i for i, s in enumerate(scenes) if len(s.objects) == 2]

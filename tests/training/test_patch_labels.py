@@ -36,7 +36,7 @@ def test_a_later_object_covers_an_earlier_one() -> None:
 def test_centres_are_fractions_of_the_squashed_frame_for_the_pairs_present() -> None:
     scene = Scene(400, 100, "white", (Obj("star", "red", "large", cx=50, cy=50, extent=100),
                                       Obj("circle", "blue", "small", cx=250, cy=25, extent=20)))
-    xy, mask = centres(scene)
+    xy, mask = centres(scene), present(scene)  # present() is the mask of the pairs centres() fills
     star = COLOURS.index("red") * len(SHAPES) + SHAPES.index("star")
     circle = COLOURS.index("blue") * len(SHAPES) + SHAPES.index("circle")
     assert mask.sum() == 2 and mask[star] == 1 and mask[circle] == 1
