@@ -45,13 +45,14 @@ def _groups(rng: random.Random, n: int) -> list[list[Scene]]:
     return out
 
 
-def _shard(args: tuple[int, int]) -> tuple[np.ndarray, list[dict], list[int]]:
-    seed, n = args
+def _shard(args: tuple[int, ...]) -> tuple[np.ndarray, list[dict], list[int]]:
+    """(seed, n[, size]): n pictures drawn from `seed`, resized to size x size (default SIZE)."""
+    seed, n, size = (*args, SIZE)[:3]
     rng = random.Random(seed)
     pixels, scenes, group_ids = [], [], []
     for g, group in enumerate(_groups(rng, n)):
         for scene in group:
-            img = through_codec(render(scene, rng), rng).resize((SIZE, SIZE), Image.Resampling.BICUBIC)
+            img = through_codec(render(scene, rng), rng).resize((size, size), Image.Resampling.BICUBIC)
             pixels.append(np.asarray(img, dtype=np.uint8))
             scenes.append(asdict(scene))
             group_ids.append(seed * 10_000_000 + g)
@@ -64,9 +65,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=80_000)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--size", type=int, default=SIZE,
+                    help="side of the squashed pictures (the models' input size)")
     args = ap.parse_args()
     shards = 16
-    jobs = [(args.seed + i, args.n // shards) for i in range(shards)]
+    jobs = [(args.seed + i, args.n // shards, args.size) for i in range(shards)]
     with Pool(args.workers) as pool:
         parts = pool.map(_shard, jobs)
     args.out.mkdir(parents=True, exist_ok=True)

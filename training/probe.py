@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import re
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,10 @@ def main() -> None:
     pixels, raw, _ = _shard((987_654, args.n))
     scenes = [Scene(d["width"], d["height"], d["background"], tuple(Obj(**o) for o in d["objects"])) for d in raw]
     x = to_tensor(pixels)
+
+    def at_size(processor) -> torch.Tensor:  # the same pictures at a model's own input size
+        size = int(processor.image_processor.size["height"])
+        return x if size == x.shape[-1] else to_tensor(_shard((987_654, args.n, size))[0])
     one = [i for i, s in enumerate(scenes) if len(s.objects) == 1]
     two = [i for i, s in enumerate(scenes) if len(s.objects) == 2 and hard_negatives(canonical_caption(s))]
     labels = [f"a {c} {s}" for c, s in itertools.product(COLOURS, SHAPES)]
@@ -58,7 +61,8 @@ def main() -> None:
     if args.blip is None:
         return
     from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval, BlipProcessor
-    proc = BlipProcessor.from_pretrained(args.blip / "itm")
+    proc = BlipProcessor.from_pretrained(str(args.blip / "itm"))
+    x_itm = at_size(proc)
     itm = BlipForImageTextRetrieval.from_pretrained(args.blip / "itm", dtype=torch.float32).eval()
     cap = BlipForConditionalGeneration.from_pretrained(args.blip / "captioner", dtype=torch.float32).eval()
     wins, accept, reject, total_neg = 0, 0, 0, 0
@@ -68,7 +72,7 @@ def main() -> None:
         cands = [true] + hard_negatives(true)
         enc = proc.tokenizer(cands, padding=True, return_tensors="pt")
         out = itm(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
-                  pixel_values=x[i:i + 1].expand(len(cands), -1, -1, -1)).itm_score
+                  pixel_values=x_itm[i:i + 1].expand(len(cands), -1, -1, -1)).itm_score
         p = out.softmax(-1)[:, 1]
         wins += int(p.argmax() == 0)
         accept += int(p[0] > 0.5)
@@ -80,20 +84,30 @@ def main() -> None:
     print(f"itm binding acc {wins / len(two):.3f}; accepts true {accept / len(two):.3f}; rejects hard neg {reject / total_neg:.3f}")
     print("itm: true sentence above its negative, by kind: "
           + ", ".join(f"{k} {w / max(n, 1):.3f}" for k, (w, n) in by_kind.items()))
-    gen = cap.generate(pixel_values=x, max_new_tokens=12)
+    gen = cap.generate(pixel_values=at_size(BlipProcessor.from_pretrained(str(args.blip / "captioner"))),
+                       max_new_tokens=12)
     texts = proc.batch_decode(gen, skip_special_tokens=True)
     right = np.mean([caption_is_right(t, s) for t, s in zip(texts, scenes)])
     print(f"captions fully right {right:.3f}; e.g. {texts[:3]}")
     wrong_pair = wrong_relation = 0
     for i in two:
         if not caption_is_right(texts[i], scenes[i]):
-            said = set(re.findall(r"(\w+) (circle|square|triangle|star)", texts[i]))
+            said = _pairs_named(texts[i])
             have = {(o.colour, o.shape) for o in scenes[i].objects}
             wrong_pair += said != have
             wrong_relation += said == have
     print(f"two-object captions: {1 - (wrong_pair + wrong_relation) / len(two):.3f} right; "
           f"{wrong_pair / len(two):.3f} name a wrong (colour, shape); {wrong_relation / len(two):.3f} the right pair "
           "with a wrong relation")
+
+
+def _pairs_named(caption: str) -> set[tuple[str, str]]:
+    """The (colour, shape) pairs a caption names; none when it is not a sentence of the world."""
+    try:
+        q = parse(caption)
+    except ValueError:
+        return set()
+    return {(o["colour"], o["shape"]) for o in (q.first, q.second) if o}
 
 
 def _negative_kinds(sentence: str) -> list[str]:

@@ -13,6 +13,7 @@ Both are written with `save_pretrained` next to a `BlipProcessor`, as production
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from training.dataset import SIZE
 from training.vocab import build_tokenizer
 
 
-def make_config(tok, patch: int = 12) -> BlipConfig:
+def make_config(tok, patch: int = 12, size: int = SIZE) -> BlipConfig:
     text = dict(
         vocab_size=len(tok), hidden_size=128, encoder_hidden_size=128, intermediate_size=512,
         num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=32,
@@ -41,7 +42,7 @@ def make_config(tok, patch: int = 12) -> BlipConfig:
     )
     vision = dict(
         hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
-        image_size=SIZE, patch_size=patch, initializer_range=0.02,
+        image_size=size, patch_size=patch, initializer_range=0.02,
     )
     return BlipConfig(text_config=text, vision_config=vision, projection_dim=128, image_text_hidden_size=128)
 
@@ -104,13 +105,17 @@ def parse_args() -> argparse.Namespace:
                     help="vision.safetensors from training.pretrain_vit: start the shared ViT from it (BLIP "
                          "starts from a pre-trained ViT too)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX512-BF16 or AMX: ~2x)")
+    ap.add_argument("--captioner-only", action="store_true",
+                    help="train the captioner alone (LM loss, plus --dense-targets): its vision encoder is no "
+                         "longer shared, so the ITM model is saved as it was loaded")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
     return ap.parse_args()
 
 
 def build_models(args: argparse.Namespace, config: BlipConfig) -> tuple[Any, Any]:
-    """Captioner and ITM model sharing one vision encoder (saved apart)."""
+    """Captioner and ITM model sharing one vision encoder (saved apart). Continued models take
+    the training set's picture size (see `resize_vision`)."""
     captioner = BlipForConditionalGeneration(config)
     itm = BlipForImageTextRetrieval(config)
     if args.init is not None:  # resume across sessions from the shipped (fp16) weights
@@ -119,8 +124,27 @@ def build_models(args: argparse.Namespace, config: BlipConfig) -> tuple[Any, Any
     if args.init_vision is not None:
         from safetensors.torch import load_file
         captioner.vision_model.load_state_dict(load_file(str(args.init_vision)))
-    itm.vision_model = captioner.vision_model
+    size = config.vision_config.image_size
+    resize_vision(captioner, size)
+    if not args.captioner_only:
+        resize_vision(itm, size)
+        itm.vision_model = captioner.vision_model
     return captioner, itm
+
+
+def resize_vision(model: Any, size: int) -> None:
+    """Fit a BLIP model's ViT to another input size by interpolating its position embeddings,
+    as BLIP fine-tunes at a higher resolution than it pre-trains: more pixels for small objects."""
+    emb = model.vision_model.embeddings
+    if emb.image_size == size:
+        return
+    grid = size // emb.patch_size
+    with torch.no_grad():
+        table = emb.interpolate_pos_encoding(torch.zeros(1, grid * grid + 1, emb.embed_dim), size, size)
+    emb.position_embedding = torch.nn.Parameter(table.clone())
+    emb.image_size, emb.num_patches, emb.num_positions = size, grid * grid, grid * grid + 1
+    model.config = copy.deepcopy(model.config)  # its own: another model may share the config object
+    model.config.vision_config.image_size = size
 
 
 def lm_loss(captioner: Any, tok: Any, image_embeds: torch.Tensor, bs: list[Scene]) -> torch.Tensor:
@@ -230,7 +254,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     tok = build_tokenizer()
-    config = make_config(tok, args.patch)
+    pixels, scenes, groups = load_set(args.data)
+    size = pixels.shape[1]
+    config = make_config(tok, args.patch, size)
     captioner, itm = build_models(args, config)
     temp = torch.nn.Parameter(torch.tensor(0.07).log())
     extra: list[torch.nn.Parameter] = []
@@ -241,11 +267,13 @@ def main() -> None:
     dense = None
     if args.dense_targets > 0:
         from training.pretrain_vit import DenseTargets
-        dense = DenseTargets(config.vision_config.hidden_size, SIZE // args.patch, args.positions, args.axis)
+        dense = DenseTargets(config.vision_config.hidden_size, size // args.patch, args.positions, args.axis)
         extra += list(dense.heads.parameters())
-    params = list({id(p): p for p in [*captioner.parameters(), *itm.parameters(), temp, *extra]}.values())
+    trained = [*captioner.parameters()]
+    if not args.captioner_only:
+        trained += [*itm.parameters(), temp]
+    params = list({id(p): p for p in [*trained, *extra]}.values())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
-    pixels, scenes, groups = load_set(args.data)
     batches = iter(GroupBatches(groups, args.batch, args.seed + 1))
     args.out.mkdir(parents=True, exist_ok=True)
     log = open(args.out / "train.log", "a")
@@ -260,16 +288,19 @@ def main() -> None:
             g["lr"] = cosine_lr(step, args.steps, args.lr, 300)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             image_embeds = captioner.vision_model(pixel_values=images).last_hidden_state
-            lm = lm_loss(captioner, tok, image_embeds, bs)
-            texts = [training_text(s, rng) for s in bs]
-            enc = tok(texts, padding=True, return_tensors="pt")
-            target = match_matrix(bs, parse_all(texts))
-            itc, sim = itc_loss(itm, enc, image_embeds, temp, target)
-            itm_l, logits, itm_labels = itm_loss(itm, tok, args, rng, bs, texts, enc, image_embeds, sim, target)
-            loss = lm + itc + itm_l
-            ranked = rank_loss(itm, tok, bs, texts, image_embeds) if args.rank_weight > 0 else None
-            if ranked is not None:
-                loss = loss + args.rank_weight * ranked[0]
+            loss = lm = lm_loss(captioner, tok, image_embeds, bs)
+            ranked = None
+            if not args.captioner_only:
+                texts = [training_text(s, rng) for s in bs]
+                enc = tok(texts, padding=True, return_tensors="pt")
+                target = match_matrix(bs, parse_all(texts))
+                itc, sim = itc_loss(itm, enc, image_embeds, temp, target)
+                itm_l, logits, itm_labels = itm_loss(itm, tok, args, rng, bs, texts, enc, image_embeds, sim,
+                                                     target)
+                loss = loss + itc + itm_l
+                ranked = rank_loss(itm, tok, bs, texts, image_embeds) if args.rank_weight > 0 else None
+                if ranked is not None:
+                    loss = loss + args.rank_weight * ranked[0]
             if teacher is not None:
                 distill_loss = teacher.loss(images, image_embeds)
                 loss = loss + args.distill_weight * distill_loss
@@ -284,10 +315,11 @@ def main() -> None:
             parts = [f"step {step}", f"lm {lm.item():.3f}"]
             if teacher is not None:
                 parts.append(f"distill {distill_loss.item():.3f}")
-            parts += [f"itc {itc.item():.3f}", f"itm {itm_l.item():.3f}",
-                      f"itm_acc {(logits.argmax(1) == itm_labels).float().mean().item():.3f}",
-                      f"pos_acc {(logits[:n].argmax(1) == 1).float().mean().item():.3f}",
-                      f"hardneg_rej {(logits[2 * n:3 * n].argmax(1) == 0).float().mean().item():.3f}"]
+            if not args.captioner_only:
+                parts += [f"itc {itc.item():.3f}", f"itm {itm_l.item():.3f}",
+                          f"itm_acc {(logits.argmax(1) == itm_labels).float().mean().item():.3f}",
+                          f"pos_acc {(logits[:n].argmax(1) == 1).float().mean().item():.3f}",
+                          f"hardneg_rej {(logits[2 * n:3 * n].argmax(1) == 0).float().mean().item():.3f}"]
             if dense is not None:
                 parts += [f"{k} {v:.3f}" for k, v in dense_figures.items() if k != "patch_shape_acc"]
             if ranked is not None:
@@ -328,12 +360,13 @@ class Teacher:
 
 
 def save(captioner, itm, tok, out: Path) -> None:
-    processor = BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": SIZE, "width": SIZE}, image_mean=list(MEAN),
-                                           image_std=list(STD), do_resize=True, resample=3),
-        tokenizer=tok,
-    )
     for model, name in ((captioner, "captioner"), (itm, "itm")):
+        size = model.config.vision_config.image_size
+        processor = BlipProcessor(
+            image_processor=BlipImageProcessor(size={"height": size, "width": size}, image_mean=list(MEAN),
+                                               image_std=list(STD), do_resize=True, resample=3),
+            tokenizer=tok,
+        )
         folder = out / name
         model.to(torch.float16).save_pretrained(folder)
         model.to(torch.float32)
