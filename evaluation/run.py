@@ -29,6 +29,7 @@ TARGETS = {  # from the issue: (what, threshold, how the value compares)
     "relation_rerank_gain": ("relation MRR gain of CLIP+ITM over CLIP", 0.15, ">="),
     "captions_right": ("captions fully right", 0.90, ">="),
     "bf16_max_delta": ("bf16 vs fp32, largest MRR difference", 0.01, "<="),
+    "bf16_captions_delta": ("bf16 vs fp32, difference in captions fully right", 0.01, "<="),
 }
 
 
@@ -115,7 +116,7 @@ def _compare_bf16(
     queries = [collection.queries[i] for i in picked]
     configs = ["clip", default]
     run = _index_and_search(_local_settings(settings, workdir / "home-bf16", "bfloat16"), collection,
-                            queries, rerank_k, configs, captions=False)
+                            queries, rerank_k, configs, captions=True)
     ref = {c: _scores([main["judged"][c][i] for i in picked]) for c in configs}
     deltas = {c: {kind: abs(run["scores"][c][kind]["mrr"] - ref[c][kind]["mrr"]) for kind in ref[c]}
               for c in configs}
@@ -124,6 +125,8 @@ def _compare_bf16(
         "subset": len(queries) < len(collection.queries), "runtime": run["models"]["runtime"],
         "fp32": ref, "bf16": run["scores"], "mrr_deltas": deltas,
         "max_delta": max(d for per in deltas.values() for d in per.values()),
+        "captions": {"fp32": main["captions"]["all"]["share"], "bf16": run["captions"]["all"]["share"]},
+        "captions_delta": abs(run["captions"]["all"]["share"] - main["captions"]["all"]["share"]),
         "timings": {**run["timings"], "query_ms": run["query_ms"]},
     }
 
@@ -136,6 +139,7 @@ def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "relation_rerank_gain": ret[default]["relation"]["mrr"] - ret["clip"]["relation"]["mrr"],
         "captions_right": result["captions"]["all"]["share"],
         "bf16_max_delta": result["bf16"]["max_delta"] if result["bf16"]["done"] else None,
+        "bf16_captions_delta": result["bf16"]["captions_delta"] if result["bf16"]["done"] else None,
     }
     out = {}
     for key, (what, threshold, op) in TARGETS.items():
@@ -230,7 +234,9 @@ def to_markdown(r: dict[str, Any]) -> str:
         lines += [f"Runtime {b['runtime']}, on {scope} (same collection, its own bf16 index).", "",
                   *_table(["config", "kind", "fp32 MRR", "bf16 MRR", "abs. difference"],
                           [[names[x], k, _f(b["fp32"][x][k]["mrr"]), _f(b["bf16"][x][k]["mrr"]), f"{d:.4f}"]
-                           for x, per in b["mrr_deltas"].items() for k, d in per.items()])]
+                           for x, per in b["mrr_deltas"].items() for k, d in per.items()]),
+                  "", f"Captions fully right (all pictures): fp32 {b['captions']['fp32']:.1%}, "
+                      f"bf16 {b['captions']['bf16']:.1%}, difference {b['captions_delta']:.4f}."]
     else:
         lines.append(f"Not run: {b['reason']}.")
     marks = {True: "✓ reached", False: "✗ missed", None: "– not measured"}
@@ -245,7 +251,7 @@ def to_markdown(r: dict[str, Any]) -> str:
               + " (the first rerank pass also fills the ITM state cache)."]
     if b["done"]:
         bt = b["timings"]
-        lines.append(f"bf16: index (vectors only) {bt['index_s']:.1f} s; mean query: "
+        lines.append(f"bf16: index (vectors + captions) {bt['index_s']:.1f} s; mean query: "
                      + ", ".join(f"{names[x]} {ms:.1f} ms" for x, ms in bt["query_ms"].items()) + ".")
     return "\n".join(lines) + "\n"
 
