@@ -53,20 +53,20 @@ class Collection:
         return self.folder / name
 
 
-def _distinct_pair(rng: random.Random) -> Scene:
+def _distinct_pair(rng: random.Random, min_axis_ratio: float) -> Scene:
     """A two-object scene whose objects differ in colour, so swapping colours changes meaning."""
     while True:
-        scene = sample_scene(rng, 2)
+        scene = sample_scene(rng, 2, min_axis_ratio=min_axis_ratio)
         if scene.objects[0].colour != scene.objects[1].colour:
             return scene
 
 
-def _triplet_scenes(rng: random.Random) -> tuple[Scene, Scene, Scene]:
-    base = _distinct_pair(rng)
+def _triplet_scenes(rng: random.Random, min_axis_ratio: float) -> tuple[Scene, Scene, Scene]:
+    base = _distinct_pair(rng, min_axis_ratio)
     kinds = [(o.shape, o.colour, o.size) for o in base.objects]
     rel = base.relation
     assert rel is not None
-    flipped = sample_scene(rng, 2, relation=FLIPPED[rel], objects=kinds)
+    flipped = sample_scene(rng, 2, relation=FLIPPED[rel], objects=kinds, min_axis_ratio=min_axis_ratio)
     return base, swapped_colours(base), flipped
 
 
@@ -98,8 +98,10 @@ def _relevant(text: str, scenes: dict[str, Scene]) -> frozenset[str]:
     return frozenset(name for name, scene in scenes.items() if matches(q, scene))
 
 
-def build_collection(folder: Path, n: int = 400, seed: int = 2026) -> Collection:
-    """Write `n` pictures (plus scenes.json and queries.json) into an empty or new `folder`."""
+def build_collection(folder: Path, n: int = 400, seed: int = 2026, min_axis_ratio: float = 1.3) -> Collection:
+    """Write `n` pictures (plus scenes.json and queries.json) into an empty or new `folder`.
+    Two objects stand with the larger gap at least `min_axis_ratio` times the smaller (the
+    generator's default, 1.3, keeps relations clear-cut; 1.0 is every placement the spec allows)."""
     if n < 12:
         raise ValueError("an evaluation collection needs at least 12 pictures")
     folder.mkdir(parents=True, exist_ok=True)
@@ -109,8 +111,8 @@ def build_collection(folder: Path, n: int = 400, seed: int = 2026) -> Collection
     n_triplets = max(1, n // 6)  # 3 pictures each: about half of the collection
     n_rest = n - 3 * n_triplets
     n_pairs = n_rest * 2 // 5
-    groups: list[list[Scene]] = [list(_triplet_scenes(rng)) for _ in range(n_triplets)]
-    groups += [[_distinct_pair(rng)] for _ in range(n_pairs)]
+    groups: list[list[Scene]] = [list(_triplet_scenes(rng, min_axis_ratio)) for _ in range(n_triplets)]
+    groups += [[_distinct_pair(rng, min_axis_ratio)] for _ in range(n_pairs)]
     groups += [[sample_scene(rng, 1)] for _ in range(n_rest - n_pairs)]
     order = list(range(len(groups)))
     rng.shuffle(order)  # triplets must not sit in neighbouring ids

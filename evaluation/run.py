@@ -152,6 +152,7 @@ def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def evaluate(
     settings: Settings, workdir: Path, n: int, seed: int, rerank_k: int = 20,
     fusions: Sequence[str] = FUSIONS, compare_dtypes: bool = True, bf16_queries: int | None = None,
+    min_axis_ratio: float = 1.3,
 ) -> dict[str, Any]:
     """Build the collection in `workdir/pictures`, index it into `workdir/home`, and measure
     CLIP alone and CLIP + ITM per fusion (MRR, P@5 per query kind within the top `rerank_k`),
@@ -166,14 +167,15 @@ def evaluate(
         raise FileExistsError(f"{workdir} holds an earlier run's index: use a new working folder")
     default = DEFAULT_FUSION if DEFAULT_FUSION in fusions else fusions[0]
     t0 = time.perf_counter()
-    collection = build_collection(workdir / "pictures", n, seed)
+    collection = build_collection(workdir / "pictures", n, seed, min_axis_ratio)
     build_s = time.perf_counter() - t0
     main = _index_and_search(_local_settings(settings, workdir / "home"), collection, collection.queries,
                              rerank_k, ["clip", *fusions], captions=True)
     two = sum(len(s.objects) == 2 for s in collection.scenes.values())
     result: dict[str, Any] = {
         "collection": {
-            "seed": seed, "pictures": len(collection.scenes), "one_object": len(collection.scenes) - two,
+            "seed": seed, "min_axis_ratio": min_axis_ratio,
+            "pictures": len(collection.scenes), "one_object": len(collection.scenes) - two,
             "two_object": two, "triplets": sum(q.triplet is not None for q in collection.queries),
             "queries": {k: sum(q.kind == k for q in collection.queries) for k in ("attribute", "relation")},
         },
@@ -209,7 +211,8 @@ def to_markdown(r: dict[str, Any]) -> str:
                                 for f in cfg["fusions"]}}
     lines = [
         f"# Search quality: `{m['profile']}` models", "",
-        (f"Held-out collection: {c['pictures']} pictures (seed {c['seed']}): {c['one_object']} one-object, "
+        (f"Held-out collection: {c['pictures']} pictures (seed {c['seed']}, pairs' larger gap at least "
+         f"{c.get('min_axis_ratio', 1.3)}x the smaller): {c['one_object']} one-object, "
          f"{c['two_object']} two-object, {c['triplets']} relation triplets (picture, colours swapped, "
          f"relation flipped); {c['queries']['attribute']} attribute, "
          f"{c['queries']['relation']} relation queries."),

@@ -26,31 +26,33 @@ from imgsearch.shapes.world import FLIPPED, Scene
 SIZE = 96
 
 
-def _groups(rng: random.Random, n: int) -> list[list[Scene]]:
+def _groups(rng: random.Random, n: int, min_axis_ratio: float = 1.3) -> list[list[Scene]]:
     out: list[list[Scene]] = []
     count = 0
     while count < n:
         if rng.random() < 0.35:
-            group = [sample_scene(rng, 1)]
+            group = [sample_scene(rng, 1, min_axis_ratio=min_axis_ratio)]
         else:
-            base = sample_scene(rng, 2)
+            base = sample_scene(rng, 2, min_axis_ratio=min_axis_ratio)
             group = [base]
             if rng.random() < 0.6:
                 if base.objects[0].colour != base.objects[1].colour:
                     group.append(swapped_colours(replace(base)))
                 kinds = [(o.shape, o.colour, o.size) for o in base.objects]
-                group.append(sample_scene(rng, 2, relation=FLIPPED[base.relation], objects=kinds))
+                group.append(sample_scene(rng, 2, relation=FLIPPED[base.relation], objects=kinds,
+                                          min_axis_ratio=min_axis_ratio))
         out.append(group)
         count += len(group)
     return out
 
 
 def _shard(args: tuple[int, ...]) -> tuple[np.ndarray, list[dict], list[int]]:
-    """(seed, n[, size]): n pictures drawn from `seed`, resized to size x size (default SIZE)."""
-    seed, n, size = (*args, SIZE)[:3]
+    """(seed, n[, size[, min_axis_ratio]]): n pictures drawn from `seed`, resized to size x size
+    (default SIZE); see `sample_scene` for the ratio (default 1.3)."""
+    seed, n, size, ratio = (*args, *(SIZE, 1.3)[len(args) - 2:])
     rng = random.Random(seed)
     pixels, scenes, group_ids = [], [], []
-    for g, group in enumerate(_groups(rng, n)):
+    for g, group in enumerate(_groups(rng, n, ratio)):
         for scene in group:
             img = through_codec(render(scene, rng), rng).resize((size, size), Image.Resampling.BICUBIC)
             pixels.append(np.asarray(img, dtype=np.uint8))
@@ -67,9 +69,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--size", type=int, default=SIZE,
                     help="side of the squashed pictures (the models' input size)")
+    ap.add_argument("--min-axis-ratio", type=float, default=1.3,
+                    help="two objects' larger gap at least this times the smaller (1.0: near-diagonal pairs too)")
     args = ap.parse_args()
     shards = 16
-    jobs = [(args.seed + i, args.n // shards, args.size) for i in range(shards)]
+    jobs = [(args.seed + i, args.n // shards, args.size, args.min_axis_ratio) for i in range(shards)]
     with Pool(args.workers) as pool:
         parts = pool.map(_shard, jobs)
     args.out.mkdir(parents=True, exist_ok=True)

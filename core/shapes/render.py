@@ -25,16 +25,19 @@ def sample_scene(
     n_objects: int | None = None,
     relation: str | None = None,
     objects: list[tuple[str, str, str]] | None = None,
+    min_axis_ratio: float = 1.3,
 ) -> Scene:
     """A random scene. `objects` fixes (shape, colour, size) per object; `relation` fixes how
-    the first stands to the second. Positions are drawn so the relation is clear-cut."""
+    the first stands to the second. Positions are drawn so the relation is clear-cut: the larger
+    of the two gaps at least `min_axis_ratio` times the smaller (1.0: any placement the spec
+    allows, near-diagonal pairs included)."""
     n = n_objects or (len(objects) if objects else rng.choice((1, 2)))
     for _ in range(1000):
         w, h = _picture_size(rng)
         kinds = objects or [_random_kind(rng) for _ in range(n)]
         if n == 2 and kinds[0][:2] == kinds[1][:2] and objects is None:
             continue  # two identical objects make relation sentences ambiguous
-        placed = _place(rng, w, h, kinds, relation if n == 2 else None)
+        placed = _place(rng, w, h, kinds, relation if n == 2 else None, min_axis_ratio)
         if placed:
             return Scene(w, h, rng.choice(BACKGROUNDS), tuple(placed))
     raise RuntimeError("could not place objects")
@@ -55,7 +58,8 @@ def _random_kind(rng: random.Random) -> tuple[str, str, str]:
 
 
 def _place(
-    rng: random.Random, w: int, h: int, kinds: list[tuple[str, str, str]], relation: str | None
+    rng: random.Random, w: int, h: int, kinds: list[tuple[str, str, str]], relation: str | None,
+    min_axis_ratio: float = 1.3,
 ) -> list[Obj] | None:
     side = min(w, h)
     for _ in range(200):
@@ -73,7 +77,7 @@ def _place(
             if dist < (a.extent + b.extent) / 2 * 1.15:
                 continue  # overlap
             dx, dy = abs(a.cx - b.cx), abs(a.cy - b.cy)
-            if max(dx, dy) < 1.3 * min(dx, dy):
+            if max(dx, dy) < min_axis_ratio * min(dx, dy):
                 continue  # diagonal: the relation would be a coin toss
             if relation and relation_between(a, b) != relation:
                 continue

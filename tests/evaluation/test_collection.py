@@ -102,3 +102,23 @@ def test_a_folder_with_files_in_it_is_refused(tmp_path: Path) -> None:
     (tmp_path / "old.jpg").write_bytes(b"x")
     with pytest.raises(FileExistsError):
         build_collection(tmp_path, N, SEED)
+
+
+def _axis_ratio(scene: Scene) -> float:
+    a, b = scene.objects
+    dx, dy = abs(a.cx - b.cx), abs(a.cy - b.cy)
+    return max(dx, dy) / max(min(dx, dy), 1e-9)
+
+
+def test_near_diagonal_pairs_only_when_asked(built: Collection, tmp_path: Path) -> None:
+    """By default a pair's larger gap is at least 1.3 times the smaller (clear-cut relations);
+    --min-axis-ratio 1.0 lets in every placement the spec allows, hard negatives included."""
+    pairs = [s for s in built.scenes.values() if len(s.objects) == 2]
+    assert pairs and min(_axis_ratio(s) for s in pairs) >= 1.3
+    wide = build_collection(tmp_path / "any", 120, SEED, min_axis_ratio=1.0)
+    pairs = [s for s in wide.scenes.values() if len(s.objects) == 2]
+    assert sum(_axis_ratio(s) < 1.3 for s in pairs) >= 3  # about one pair in six, drawn uniformly
+    for q in wide.queries:  # the triplets still hold: exactly the positive matches among the three
+        if q.triplet is not None:
+            names = (q.triplet.positive, q.triplet.swapped, q.triplet.flipped)
+            assert [matches(q.text, wide.scenes[n]) for n in names] == [True, False, False]
