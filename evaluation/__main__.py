@@ -15,6 +15,7 @@ SLOW_BF16_QUERIES = 40
 
 def _parser() -> argparse.ArgumentParser:
     from imgsearch.searcher.fusion import FUSIONS
+    from imgsearch.shapes.render import CLEAR_AXIS_RATIO
 
     p = argparse.ArgumentParser(prog="python -m imgsearch.evaluation", description=__doc__)
     p.add_argument("out_dir", type=Path, help="where eval.json and eval.md are written")
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="compare bf16 on this many queries only (default: all, but "
                         f"{SLOW_BF16_QUERIES} on a CPU without AMX / AVX512-BF16, where bf16 crawls)")
     p.add_argument("--workdir", type=Path, default=None, help="keep pictures and indexes here")
-    p.add_argument("--min-axis-ratio", type=float, default=1.3,
+    p.add_argument("--min-axis-ratio", type=float, default=CLEAR_AXIS_RATIO,
                    help="two objects' larger gap at least this times the smaller (1.0: near-diagonal "
                         "pairs too, every placement the spec allows)")
     return p

@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgsearch.shapes.render import load_manifest, sample_scene, swapped_colours, write_collection
+from imgsearch.shapes.render import (
+    CLEAR_AXIS_RATIO, load_manifest, sample_scene, swapped_colours, write_collection,
+)
 from imgsearch.shapes.world import (
     FLIPPED, Scene, canonical_caption, caption_is_right, matches, parse, relation_between,
 )
@@ -98,10 +100,12 @@ def _relevant(text: str, scenes: dict[str, Scene]) -> frozenset[str]:
     return frozenset(name for name, scene in scenes.items() if matches(q, scene))
 
 
-def build_collection(folder: Path, n: int = 400, seed: int = 2026, min_axis_ratio: float = 1.3) -> Collection:
+def build_collection(
+    folder: Path, n: int = 400, seed: int = 2026, min_axis_ratio: float = CLEAR_AXIS_RATIO,
+) -> Collection:
     """Write `n` pictures (plus scenes.json and queries.json) into an empty or new `folder`.
     Two objects stand with the larger gap at least `min_axis_ratio` times the smaller (the
-    generator's default, 1.3, keeps relations clear-cut; 1.0 is every placement the spec allows)."""
+    default keeps relations clear-cut; 1.0 is every placement the spec allows)."""
     if n < 12:
         raise ValueError("an evaluation collection needs at least 12 pictures")
     folder.mkdir(parents=True, exist_ok=True)

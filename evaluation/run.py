@@ -17,6 +17,7 @@ from imgsearch.models.hub import model_ref_id
 from imgsearch.searcher import search
 from imgsearch.searcher.fusion import FUSIONS
 from imgsearch.settings import Settings
+from imgsearch.shapes.render import CLEAR_AXIS_RATIO
 from imgsearch.stores import Stores, open_stores
 
 from .collection import Collection, EvalQuery, build_collection, diagnose, judge_captions
@@ -152,7 +153,7 @@ def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def evaluate(
     settings: Settings, workdir: Path, n: int, seed: int, rerank_k: int = 20,
     fusions: Sequence[str] = FUSIONS, compare_dtypes: bool = True, bf16_queries: int | None = None,
-    min_axis_ratio: float = 1.3,
+    min_axis_ratio: float = CLEAR_AXIS_RATIO,
 ) -> dict[str, Any]:
     """Build the collection in `workdir/pictures`, index it into `workdir/home`, and measure
     CLIP alone and CLIP + ITM per fusion (MRR, P@5 per query kind within the top `rerank_k`),
@@ -212,7 +213,7 @@ def to_markdown(r: dict[str, Any]) -> str:
     lines = [
         f"# Search quality: `{m['profile']}` models", "",
         (f"Held-out collection: {c['pictures']} pictures (seed {c['seed']}, pairs' larger gap at least "
-         f"{c.get('min_axis_ratio', 1.3)}x the smaller): {c['one_object']} one-object, "
+         f"{c['min_axis_ratio']}x the smaller): {c['one_object']} one-object, "
          f"{c['two_object']} two-object, {c['triplets']} relation triplets (picture, colours swapped, "
          f"relation flipped); {c['queries']['attribute']} attribute, "
          f"{c['queries']['relation']} relation queries."),

@@ -20,18 +20,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgsearch.shapes.render import render, sample_scene, swapped_colours, through_codec
+from imgsearch.shapes.render import CLEAR_AXIS_RATIO, render, sample_scene, swapped_colours, through_codec
 from imgsearch.shapes.world import FLIPPED, Scene
 
 SIZE = 96
 
 
-def _groups(rng: random.Random, n: int, min_axis_ratio: float = 1.3) -> list[list[Scene]]:
+def _groups(rng: random.Random, n: int, min_axis_ratio: float) -> list[list[Scene]]:
     out: list[list[Scene]] = []
     count = 0
     while count < n:
         if rng.random() < 0.35:
-            group = [sample_scene(rng, 1, min_axis_ratio=min_axis_ratio)]
+            group = [sample_scene(rng, 1)]
         else:
             base = sample_scene(rng, 2, min_axis_ratio=min_axis_ratio)
             group = [base]
@@ -46,10 +46,10 @@ def _groups(rng: random.Random, n: int, min_axis_ratio: float = 1.3) -> list[lis
     return out
 
 
-def _shard(args: tuple[int, ...]) -> tuple[np.ndarray, list[dict], list[int]]:
-    """(seed, n[, size[, min_axis_ratio]]): n pictures drawn from `seed`, resized to size x size
-    (default SIZE); see `sample_scene` for the ratio (default 1.3)."""
-    seed, n, size, ratio = (*args, *(SIZE, 1.3)[len(args) - 2:])
+def _shard(job: tuple[int, int, int, float]) -> tuple[np.ndarray, list[dict], list[int]]:
+    """(seed, n, size, min_axis_ratio): n pictures drawn from `seed`, resized to size x size;
+    `sample_scene` says what the ratio does."""
+    seed, n, size, ratio = job
     rng = random.Random(seed)
     pixels, scenes, group_ids = [], [], []
     for g, group in enumerate(_groups(rng, n, ratio)):
@@ -69,8 +69,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--size", type=int, default=SIZE,
                     help="side of the squashed pictures (the models' input size)")
-    ap.add_argument("--min-axis-ratio", type=float, default=1.3,
-                    help="two objects' larger gap at least this times the smaller (1.0: near-diagonal pairs too)")
+    ap.add_argument("--min-axis-ratio", type=float, default=CLEAR_AXIS_RATIO,
+                    help="two objects' larger gap at least this times the smaller (1.0: near-diagonal "
+                         "pairs too)")
     args = ap.parse_args()
     shards = 16
     jobs = [(args.seed + i, args.n // shards, args.size, args.min_axis_ratio) for i in range(shards)]

@@ -21,7 +21,8 @@ from imgsearch.shapes.world import (
     COLOURS, SHAPES, Obj, Scene, canonical_caption, caption_is_right, hard_negatives, parse,
 )
 from training.common import to_tensor
-from training.dataset import _shard
+from imgsearch.shapes.render import CLEAR_AXIS_RATIO
+from training.dataset import SIZE, _shard
 
 
 @torch.inference_mode()
@@ -33,13 +34,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    pixels, raw, _ = _shard((987_654, args.n))
+    pixels, raw, _ = _shard((987_654, args.n, SIZE, CLEAR_AXIS_RATIO))
     scenes = [Scene(d["width"], d["height"], d["background"], tuple(Obj(**o) for o in d["objects"])) for d in raw]
     x = to_tensor(pixels)
 
     def at_size(processor) -> torch.Tensor:  # the same pictures at a model's own input size
         size = int(processor.image_processor.size["height"])
-        return x if size == x.shape[-1] else to_tensor(_shard((987_654, args.n, size))[0])
+        return x if size == x.shape[-1] else to_tensor(_shard((987_654, args.n, size, CLEAR_AXIS_RATIO))[0])
     one = [i for i, s in enumerate(scenes) if len(s.objects) == 1]
     two = [i for i, s in enumerate(scenes) if len(s.objects) == 2 and hard_negatives(canonical_caption(s))]
     labels = [f"a {c} {s}" for c, s in itertools.product(COLOURS, SHAPES)]

@@ -18,6 +18,7 @@ from .world import BACKGROUNDS, COLOURS, RELATIONS, SHAPES, Obj, Scene, relation
 
 HUES = {"red": 0, "orange": 30, "yellow": 55, "green": 120, "blue": 225, "purple": 280}
 SIZE_RANGE = {"small": (0.12, 0.22), "large": (0.30, 0.45)}
+CLEAR_AXIS_RATIO = 1.3  # a pair's larger gap at least this times the smaller: a clear-cut relation
 
 
 def sample_scene(
@@ -25,7 +26,7 @@ def sample_scene(
     n_objects: int | None = None,
     relation: str | None = None,
     objects: list[tuple[str, str, str]] | None = None,
-    min_axis_ratio: float = 1.3,
+    min_axis_ratio: float = CLEAR_AXIS_RATIO,
 ) -> Scene:
     """A random scene. `objects` fixes (shape, colour, size) per object; `relation` fixes how
     the first stands to the second. Positions are drawn so the relation is clear-cut: the larger
@@ -59,7 +60,7 @@ def _random_kind(rng: random.Random) -> tuple[str, str, str]:
 
 def _place(
     rng: random.Random, w: int, h: int, kinds: list[tuple[str, str, str]], relation: str | None,
-    min_axis_ratio: float = 1.3,
+    min_axis_ratio: float = CLEAR_AXIS_RATIO,
 ) -> list[Obj] | None:
     side = min(w, h)
     for _ in range(200):
@@ -192,6 +193,6 @@ def swapped_colours(scene: Scene) -> Scene:
 
 
 __all__ = [
-    "COLOURS", "RELATIONS", "SHAPES", "load_manifest", "render", "sample_scene",
+    "CLEAR_AXIS_RATIO", "COLOURS", "RELATIONS", "SHAPES", "load_manifest", "render", "sample_scene",
     "swapped_colours", "through_codec", "write_collection", "write_scene",
 ]
