@@ -106,8 +106,8 @@ def parse_args() -> argparse.Namespace:
                          "starts from a pre-trained ViT too)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX512-BF16 or AMX: ~2x)")
     ap.add_argument("--captioner-only", action="store_true",
-                    help="train the captioner alone (LM loss, plus --dense-targets): its vision encoder is no "
-                         "longer shared, so the ITM model is saved as it was loaded")
+                    help="train the captioner alone (LM loss, plus --dense-targets): its vision encoder is "
+                         "no longer shared, so the ITM model is saved as it was loaded")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
     return ap.parse_args()
