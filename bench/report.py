@@ -230,9 +230,8 @@ def _vectors(results: dict[str, Any]) -> list[str]:
         build = fmt(v["upsert_s"], 2)
         if "optimize_s" in v:
             build += f" + optimize {fmt(v['optimize_s'], 2)}"
-        rows.append([v["backend"], v.get("kind", "uniform"), f"{v['n']:,}", build, fmt(v["points_per_s"], 0),
-                     fmt(v["p50_ms"], 2),
-                     fmt(v["p95_ms"], 2), fmt(v["p50_vs_numpy"], 2), fmt(v["recall_at_20"], 3),
+        rows.append([v["backend"], v.get("kind", DEFAULTS["kind"]), f"{v['n']:,}", build,
+                     fmt(v["points_per_s"], 0), fmt(v["p50_ms"], 2), fmt(v["p95_ms"], 2), fmt(v["p50_vs_numpy"], 2), fmt(v["recall_at_20"], 3),
                      fmt(v["open_s"], 3), fmt(v["first_search_ms"], 2), fmt(v["peak_rss_mb"], 0),
                      fmt(v["build_peak_rss_mb"], 0), fmt(v["disk_mb"], 1)])
     where = ("built in one process, reopened and searched in another" if plan["isolated"]
