@@ -90,8 +90,8 @@ def index(
 @app.command()
 def query(
     text: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many results.")] = 10,
-    rerank_k: Annotated[int, typer.Option("--rerank-k", min=0, help="Rerank this many top CLIP hits with BLIP ITM (0: none).")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many results (1-10,000).")] = 10,
+    rerank_k: Annotated[int, typer.Option("--rerank-k", help="Rerank this many top CLIP hits with BLIP ITM (0: none; at most 1,000).")] = 20,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="CLIP order only (same as --rerank-k 0).")] = False,
     home: HomeOpt = None,
     models: ModelsOpt = None,
@@ -104,6 +104,9 @@ def query(
     k = 0 if no_rerank else rerank_k
 
     def run() -> Any:
+        from imgsearch.searcher.limits import check_query
+
+        check_query(text, limit, k)  # the same limits and message with or without a service
         service = _service(settings)
         if service is not None:
             return service.get("/api/search", q=text, limit=limit, rerank_k=k)["hits"]

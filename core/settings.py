@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7861
     token: str | None = None  # required to bind beyond loopback; generated when not given
+    # Host names the service answers to besides loopback and the address it is bound to (a name
+    # the machine has on the LAN, a reverse proxy's); JSON list in env. Others get 421.
+    allowed_hosts: list[str] = Field(default_factory=list)
     rescan_minutes: float = 60.0  # a full incremental pass catches what events missed
     polling: bool = False  # poll instead of inotify (network mounts)
 

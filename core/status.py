@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from imgsearch.errors import StoreLockedError
 from imgsearch.models.profiles import resolve_profile
+from imgsearch.private import make_private
 from imgsearch.settings import Settings
 from imgsearch.stores.catalog import Catalog, CatalogCounts, open_catalog
 from imgsearch.stores.vectors import VectorStore, open_vector_store
@@ -35,6 +36,7 @@ class Status:
 def read_status(settings: Settings) -> Status:
     """Status from the stores themselves (no service running: this process opens them)."""
     resolve_profile(settings)  # an unknown profile is an error here too
+    make_private(settings.index_dir)
     catalog = open_catalog(settings.catalog)
     try:
         counts, meta, skipped = catalog.counts(), catalog.meta(), catalog.skipped()

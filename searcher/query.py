@@ -11,6 +11,7 @@ from imgsearch.vision_states import open_state_cache, vision_states
 
 from .fusion import FUSIONS, fuse
 from .hits import Hit, hit, nearest
+from .limits import check_query
 
 
 def search(
@@ -22,6 +23,7 @@ def search(
     rerank_k: int = 20,
     fusion: str = "itm+clip",
 ) -> list[Hit]:
+    check_query(text, limit, rerank_k)
     vector = models.clip.encode_texts([text])[0]
     return search_vector(vector, stores, models, limit=limit, rerank_k=rerank_k, fusion=fusion, text=text)
 

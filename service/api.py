@@ -1,33 +1,36 @@
 """The service's HTTP API (FastAPI). Images are addressed by their catalog id only: no path
-from a request ever reaches the disk, so only indexed pictures can be served.
+from a request ever reaches the disk, so only indexed pictures can be served. `guard` decides
+which requests are answered at all (Host, other sites, the token).
 
-Bound beyond loopback, every request needs the token: `Authorization: Bearer T`, the
-`imgsearch_token` cookie, or `?token=T` (which also sets the cookie, so a browser can open
-`http://host:port/?token=T` once)."""
+Errors answer `{"detail": "one line that says what to do"}`, never a validation dump that
+echoes what was sent."""
 
 from __future__ import annotations
 
-import hmac
 import mimetypes
 import os
 import shutil
 import subprocess
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from imgsearch.errors import BadImageError, ImgsearchError
 from imgsearch.searcher import Hit
+from imgsearch.searcher.limits import check_limit, check_query
 from imgsearch.stores.catalog import FileInfo
 
+from . import guard
 from .engine import Engine, NotIndexedError
 from .thumbnails import THUMBNAILS, thumbnail
 from .worker import Worker
 
-COOKIE = "imgsearch_token"
+# Catalog ids are SQLite integers: anything past 2^63 - 1 is no image (404), not a crash.
+ImageId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the image's catalog id")]
 
 
 class IndexRequest(BaseModel):
@@ -59,24 +62,18 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     return image_json(info, hit)
 
 
-def create_app(engine: Engine, worker: Worker | None = None, token: str | None = None) -> FastAPI:
+def create_app(engine: Engine, access: guard.Access, worker: Worker | None = None) -> FastAPI:
     app = FastAPI(title="imgsearch", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     thumbs = engine.settings.index_dir / THUMBNAILS
+    guard.install(app, access)
 
-    if token:
-        @app.middleware("http")
-        async def require_token(request: Request, call_next: Any) -> Response:
-            given = request.query_params.get("token")
-            header = request.headers.get("authorization", "")
-            candidates = [given, request.cookies.get(COOKIE), header.removeprefix("Bearer ").strip() or None]
-            if not any(c and hmac.compare_digest(c.encode(), token.encode()) for c in candidates):
-                return JSONResponse({"detail": "a token is required: this service is bound beyond loopback. "
-                                     "Use Authorization: Bearer TOKEN (the token is in service.json)."},
-                                    status_code=401)
-            response = await call_next(request)
-            if given:
-                response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-            return response
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in e.errors():
+            where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("query", "path", "body"))
+            problems.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(problems)[:500]}, status_code=422)
 
     @app.exception_handler(NotIndexedError)
     async def not_indexed(_: Request, e: NotIndexedError) -> JSONResponse:
@@ -84,29 +81,28 @@ def create_app(engine: Engine, worker: Worker | None = None, token: str | None =
 
     @app.exception_handler(ImgsearchError)
     async def failed(_: Request, e: ImgsearchError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=400 if e.exit_code == 2 else 500)
+        return JSONResponse({"detail": str(e)}, status_code=422 if e.exit_code == 2 else 500)
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         return {"ok": True, "pid": os.getpid(), "profile": engine.settings.models}
 
     @app.get("/api/search")
-    def search(
-        q: str = Query(min_length=1, max_length=1000), limit: int = Query(20, ge=1, le=1000),
-        rerank_k: int = Query(20, ge=0, le=500),
-    ) -> dict[str, Any]:
+    def search(q: str = Query(), limit: int = Query(20), rerank_k: int = Query(20)) -> dict[str, Any]:
+        check_query(q, limit, rerank_k)  # the CLI's limits, the CLI's message
         return {"query": q, "hits": [hit_json(h) for h in engine.search(q, limit, rerank_k)]}
 
     @app.get("/api/images/{file_id}")
-    def image(file_id: int) -> dict[str, Any]:
+    def image(file_id: ImageId) -> dict[str, Any]:
         return image_json(engine.image(file_id))
 
     @app.get("/api/images/{file_id}/similar")
-    def similar(file_id: int, limit: int = Query(20, ge=1, le=1000)) -> dict[str, Any]:
+    def similar(file_id: ImageId, limit: int = Query(20)) -> dict[str, Any]:
+        check_limit(limit)
         return {"similar_to": file_id, "hits": [hit_json(h) for h in engine.similar(file_id, limit)]}
 
     @app.get("/api/images/{file_id}/thumbnail")
-    def thumb(file_id: int) -> FileResponse:
+    def thumb(file_id: ImageId) -> FileResponse:
         info = engine.image(file_id)
         try:
             path = thumbnail(thumbs, info)
@@ -116,7 +112,7 @@ def create_app(engine: Engine, worker: Worker | None = None, token: str | None =
                             headers={"Cache-Control": "private, max-age=604800, immutable"})
 
     @app.get("/api/images/{file_id}/original")
-    def original(file_id: int) -> FileResponse:
+    def original(file_id: ImageId) -> FileResponse:
         info = engine.image(file_id)
         if not os.path.isfile(info.path):
             raise HTTPException(404, f"image {file_id} is no longer at {info.path}")
@@ -124,7 +120,7 @@ def create_app(engine: Engine, worker: Worker | None = None, token: str | None =
         return FileResponse(info.path, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
 
     @app.post("/api/images/{file_id}/reveal")
-    def reveal(file_id: int) -> dict[str, Any]:
+    def reveal(file_id: ImageId) -> dict[str, Any]:
         """Ask the desktop to open the image's folder (works when the service runs in the user's
         desktop session); `opened` false means: show the folder so the user can copy it."""
         folder = os.path.dirname(engine.image(file_id).path)
@@ -146,7 +142,7 @@ def create_app(engine: Engine, worker: Worker | None = None, token: str | None =
         return worker.submit(request.paths, request.captions, request.precompute_rerank).as_json()
 
     @app.get("/api/jobs/{job_id}")
-    def job(job_id: int) -> dict[str, Any]:
+    def job(job_id: Annotated[int, Path(ge=0, le=2**63 - 1)]) -> dict[str, Any]:
         found = worker.jobs.get(job_id) if worker else None
         if found is None:
             raise HTTPException(404, f"no job {job_id}")

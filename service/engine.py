@@ -81,7 +81,8 @@ class Engine:
         self.settings, self.models = settings, models
         self._lock = threading.RLock()
         self.raw_stores = stores
-        self.stores = Stores(_Locked(stores.catalog, self._lock), _Locked(stores.vectors, self._lock))  # type: ignore[arg-type]
+        self.stores = Stores(_Locked(stores.catalog, self._lock), _Locked(stores.vectors, self._lock),  # type: ignore[arg-type]
+                             lock=self._lock)
         self.activity = Activity()
 
     def warm_up(self) -> None:
@@ -108,6 +109,10 @@ class Engine:
         return info
 
     def status(self) -> dict[str, Any]:
-        d = status_of(self.settings, self.stores.catalog, self.stores.vectors).as_json()  # type: ignore[arg-type]
+        """Every count read at one moment: the worker writes a batch's rows and vectors under the
+        same lock, so `vectors` never runs ahead of `images` (those still waiting for a vector are
+        `pending_vectors`)."""
+        with self._lock:
+            d = status_of(self.settings, self.raw_stores.catalog, self.raw_stores.vectors).as_json()
         d["activity"] = self.activity.as_json()
         return d

@@ -3,12 +3,12 @@
 Start: take the writer lock (one service per data directory), load the models, open the stores,
 start watching, then serve HTTP while the worker does an incremental pass over every root. Stop:
 uvicorn ends on SIGTERM/SIGINT; the worker finishes the batch in hand, both stores are flushed
-and closed, the lock is dropped, exit 0. After a kill -9 the next start's `repair` mends the
-stores (every index run begins with it)."""
+and closed, the lock is dropped, exit 0. SIGTERM while still starting (models loading) ends it
+the same clean way. After a kill -9 the next start's `repair` mends the stores (every index run
+begins with it)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import logging.handlers
@@ -24,12 +24,14 @@ import uvicorn
 
 from imgsearch.errors import ConfigError
 from imgsearch.models import Models
+from imgsearch.private import make_private
 from imgsearch.settings import Settings
 from imgsearch.stores import open_stores
 from imgsearch.stores.lock import WriterLock
 
 from .api import create_app
 from .engine import Engine
+from .guard import Access, is_loopback
 from .watcher import ChangeCollector, Watcher
 from .worker import Roots, Worker
 
@@ -42,15 +44,6 @@ class _Stop(Exception):
 
 def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _logging(folder: Path) -> None:
@@ -80,7 +73,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _write_service_file(settings: Settings, url: str, token: str | None) -> None:
+def _write_service_file(settings: Settings, url: str, token: str) -> None:
     path = settings.service_file
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold the token
@@ -93,14 +86,29 @@ def run_service(
     settings: Settings, paths: Sequence[Path] = (), *, captions: bool = True,
     echo: object = print,
 ) -> None:
-    host, port, token = settings.host, settings.port, settings.token
-    if not is_loopback(host) and not token:
-        token = secrets.token_urlsafe(24)
-        echo(f"bound beyond loopback: requests need this token (also in {settings.service_file}):\n  {token}")
+    """Returns when stopped (exit 0 for the caller), also when SIGTERM came while starting."""
+    previous = signal.signal(signal.SIGTERM, _raise_stop)  # from the first moment on
+    try:
+        _serve(settings, paths, captions, echo)
+    except (KeyboardInterrupt, _Stop):
+        log.info("stopped while starting")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: object) -> None:
+    host, port = settings.host, settings.port
+    # The secret the CLI reads from service.json: needed for every request beyond loopback (or
+    # when --token was given), and on loopback for what makes the service read new folders.
+    secret = settings.token or secrets.token_urlsafe(24)
+    if not is_loopback(host) and not settings.token:
+        echo(f"bound beyond loopback: requests need this token (also in {settings.service_file}):\n  {secret}")
     index_dir = settings.index_dir
+    make_private(index_dir)
     lock = WriterLock(index_dir, "service").acquire()
     _logging(index_dir)
-    stores = None
+    echo(f"starting the imgsearch service for {index_dir} (loading models)")
+    stores = watcher = worker = None
     try:
         sock = _bind(host, port)
         models = Models(settings)
@@ -115,30 +123,33 @@ def run_service(
                         captions=captions)
         worker.start()
         threading.Thread(target=engine.warm_up, name="imgsearch-warm-up", daemon=True).start()
-        app = create_app(engine, worker, token)
         bound_host, bound_port = sock.getsockname()[:2]
+        access = Access.for_bind(host, bound_port, secret, token_given=bool(settings.token),
+                                 extra_names=settings.allowed_hosts)
+        app = create_app(engine, access, worker)
         url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
-        _write_service_file(settings, url, token)
+        _write_service_file(settings, url, secret)
         log.info("serving %s on %s, watching %s", index_dir, url, ", ".join(map(str, roots.paths)) or "nothing yet")
         echo(f"imgsearch service on {url} (watching {len(roots.paths)} folder(s); log: {index_dir / 'service.log'})")
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
-        # uvicorn shuts down on SIGTERM/SIGINT, then re-raises the signal under the handler it found:
-        # make that handler end the process through the `finally` below, not by the default kill.
-        previous = signal.signal(signal.SIGTERM, _raise_stop)
+        # uvicorn shuts down on SIGTERM/SIGINT, then re-raises the signal under the handler it found
+        # (ours): that ends the process through the `finally` below, not by the default kill.
         try:
             server.run(sockets=[sock])
         except (KeyboardInterrupt, _Stop):
             pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        settings.service_file.unlink(missing_ok=True)
+        if worker is not None:
             log.info("stopping: finishing the batch in hand")
             worker.stop()
+        if watcher is not None:
             watcher.stop()
+        if worker is not None:
             worker.join()
-            stores.vectors.flush()
-    finally:
-        settings.service_file.unlink(missing_ok=True)
         if stores is not None:
+            stores.vectors.flush()
             stores.close()
         lock.release()
         log.info("stopped")

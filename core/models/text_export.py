@@ -83,7 +83,6 @@ def _export(clip: Any, folder: Path) -> None:
                               opset_version=17, dynamo=False)
         (tmp / META).write_text(json.dumps(meta))
         _check(tmp, meta, reference.numpy(), expected)
-        tmp.chmod(0o755)  # mkdtemp made it private
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
     finally:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 
+from imgsearch.private import make_private
 from imgsearch.settings import Settings
 from imgsearch.stores.catalog import Catalog, open_catalog
 from imgsearch.stores.vectors import VectorStore, open_vector_store
@@ -13,6 +15,9 @@ from imgsearch.stores.vectors import VectorStore, open_vector_store
 class Stores:
     catalog: Catalog
     vectors: VectorStore
+    # Held around a write that touches both stores (a batch's rows and vectors), so a reader that
+    # takes it too (the service's status) never sees one store ahead of the other.
+    lock: AbstractContextManager[object] = field(default_factory=nullcontext)
 
     def close(self) -> None:
         self.vectors.close()
@@ -28,6 +33,7 @@ class Stores:
 def open_stores(settings: Settings, model_facts: dict[str, str], dim: int, client: object = None) -> Stores:
     """Open catalog and vector store, refusing an index built by other models. `client` is a
     qdrant_client.QdrantClient to use instead of a URL (tests use an in-process one)."""
+    make_private(settings.index_dir)
     catalog = open_catalog(settings.catalog)
     try:
         catalog.check_models({**model_facts, "vector_dim": str(dim)})

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from imgsearch.errors import StoreLockedError
+from imgsearch.private import make_private
 
 LOCK_NAME = "writer.lock"
 
@@ -26,7 +27,7 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> WriterLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

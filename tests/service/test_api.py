@@ -10,35 +10,17 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from imgsearch.indexer import index
-from imgsearch.models import Models
 from imgsearch.service.api import create_app
 from imgsearch.service.engine import Engine
-from imgsearch.service.run import is_loopback
-from imgsearch.settings import Settings
-from imgsearch.stores import open_stores
+from imgsearch.service.guard import Access, is_loopback
 
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    from conftest import make_shapes
-
-    base = tmp_path_factory.mktemp("api")
-    folder = base / "photos"
-    truth = make_shapes(folder, 16, seed=5)
-    (folder / "scenes.json").unlink()
-    (folder / "broken.jpg").write_bytes(b"not a picture")
-    settings = Settings(home=base / "home", models="tiny", batch_size=8, decode_workers=2)
-    models = Models(settings)
-    stores = open_stores(settings, models.facts(), models.clip.dim)
-    index([folder], stores, models)
-    yield Engine(settings, models, stores), folder, truth
-    stores.close()
+SECRET = "s3cret"
+BASE = "http://127.0.0.1:7861"  # the service's own address: the guard refuses other Host names
 
 
 @pytest.fixture(scope="module")
 def client(engine) -> TestClient:
-    return TestClient(create_app(engine[0]))
+    return TestClient(create_app(engine[0], Access.for_bind("127.0.0.1", 7861, SECRET)), base_url=BASE)
 
 
 def _ids(engine: Engine) -> dict[str, int]:
@@ -101,7 +83,8 @@ def test_status_reports_counts_and_activity(client: TestClient) -> None:
 
 
 def test_token_is_required_when_configured(engine) -> None:
-    guarded = TestClient(create_app(engine[0], token="s3cret"))
+    access = Access.for_bind("127.0.0.1", 7861, "s3cret", token_given=True)
+    guarded = TestClient(create_app(engine[0], access), base_url=BASE)
     assert guarded.get("/api/status").status_code == 401
     assert guarded.get("/api/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert guarded.get("/api/status", headers={"Authorization": "Bearer s3cret"}).status_code == 200
