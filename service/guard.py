@@ -10,6 +10,9 @@ images), another local user, another host on the network.
   from another site or another port of this one are refused (403), except a plain navigation to
   the page itself (a link or bookmark). Mutating methods also need a same-origin `Origin` when a
   browser sends one, so a cross-site form post (`Content-Type: text/plain`) never runs.
+- Other users of this machine: a loopback connection is checked against the kernel's socket
+  table (Linux: /proc/net/tcp), and one from another user (root aside) gets 403 — they cannot
+  read the index folder either. Where no such table exists, the secret is the only gate.
 - The secret: every service has one, kept in `service.json` (mode 600, readable by its owner
   only; the CLI reads it). Bound beyond loopback or given a `--token`, every request needs it;
   on loopback, the endpoints that make the service read new folders (`POST /api/index`) need it."""
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +118,55 @@ class Access:
         return None
 
 
+def _proc_address(host: str, port: int) -> str | None:
+    """An address as /proc/net/tcp{,6} writes it: the address's 32-bit words in host byte order,
+    in hex, then the port."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    packed = ip.packed
+    words = [packed[i:i + 4] for i in range(0, len(packed), 4)]
+    return "".join(int.from_bytes(w, "big").to_bytes(4, "little").hex().upper() for w in words) + f":{port:04X}"
+
+
+def _proc_addresses(host: str, port: int) -> set[str]:
+    """The ways the kernel may list an address: as itself, and an IPv4 one as IPv4-mapped IPv6."""
+    found = {a for a in (_proc_address(host, port),) if a}
+    if ":" not in host:
+        mapped = _proc_address(f"::ffff:{host}", port)
+        if mapped:
+            found.add(mapped)
+    return found
+
+
+def peer_uid(client: tuple[str, int], server: tuple[str, int]) -> int | None:
+    """The user owning the other end of a TCP connection on this machine, from the kernel's
+    socket table; None where there is none to read (not Linux)."""
+    mine, theirs = _proc_addresses(*client), _proc_addresses(*server)
+    readable = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 7 and fields[1] in mine and fields[2] in theirs:
+                return int(fields[7])
+    return -1 if readable else None  # -1: a table, but no such connection in it
+
+
+def _peer_ok(request: Request) -> bool:
+    client, server = request.client, request.scope.get("server")
+    if client is None or not server or not is_loopback(client.host) or client.port == 0:
+        return True  # not a loopback TCP peer (the token rules beyond loopback; tests have no socket)
+    uid = peer_uid((client.host, client.port), (server[0], server[1]))
+    return uid is None or uid in (os.getuid(), 0)
+
+
 def _refuse(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
@@ -123,6 +176,8 @@ def check(access: Access, request: Request) -> Response | None:
     if not access.host_ok(request.headers.get("host")):
         return _refuse(421, f"this service answers only requests addressed to it (127.0.0.1:{access.port}, "
                             f"localhost:{access.port}, [::1]:{access.port}); IMGSEARCH_ALLOWED_HOSTS adds names")
+    if not _peer_ok(request):
+        return _refuse(403, "this service belongs to another user of this machine")
     site = request.headers.get("sec-fetch-site")
     navigation = (request.method == "GET" and request.url.path == "/"
                   and request.headers.get("sec-fetch-mode") == "navigate")

@@ -35,3 +35,25 @@ def shapes_folder(tmp_path: Path) -> Path:
     make_shapes(folder, 12, seed=11)
     (folder / "scenes.json").unlink()
     return folder
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    """A service engine over one indexed library per test module: 16 shapes pictures and a broken
+    file, indexed with the bundled tiny models into real stores."""
+    from imgsearch.indexer import index
+    from imgsearch.models import Models
+    from imgsearch.service.engine import Engine
+    from imgsearch.stores import open_stores
+
+    base = tmp_path_factory.mktemp("api")
+    folder = base / "photos"
+    truth = make_shapes(folder, 16, seed=5)
+    (folder / "scenes.json").unlink()
+    (folder / "broken.jpg").write_bytes(b"not a picture")
+    settings = Settings(home=base / "home", models="tiny", batch_size=8, decode_workers=2)
+    models = Models(settings)
+    stores = open_stores(settings, models.facts(), models.clip.dim)
+    index([folder], stores, models)
+    yield Engine(settings, models, stores), folder, truth
+    stores.close()

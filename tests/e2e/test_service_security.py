@@ -94,6 +94,35 @@ def test_only_the_secret_the_cli_has_adds_a_folder(running: tuple[Service, Path,
     assert {str(p) for p in private.iterdir()} <= set(svc.paths())
 
 
+def _as_another_user(url: str, path: str) -> int:
+    """The status another local user gets: a forked child drops to `nobody`, then asks."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 0
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            code = _request(url, "GET", path)[0]
+        finally:
+            os.write(write, str(code).encode())
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        answer = f.read()
+    os.waitpid(pid, 0)
+    return int(answer or 0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root (CI runs as root)")
+def test_another_user_of_the_machine_is_refused(running: tuple[Service, Path, Path]) -> None:
+    svc, _, _ = running
+    image_id = min(svc.paths().values())
+    for path in ("/api/status", f"/api/images/{image_id}/original", "/"):
+        assert _as_another_user(svc.url, path) == 403, path
+        assert _request(svc.url, "GET", path)[0] == 200, path
+
+
 def test_a_cross_site_form_post_does_not_reveal(running: tuple[Service, Path, Path]) -> None:
     svc, _, _ = running
     image_id = min(svc.paths().values())

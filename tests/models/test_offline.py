@@ -27,6 +27,7 @@ def test_default_profile_offline_fails_fast_with_advice(part: str) -> None:
     start = time.monotonic()
     with pytest.raises(ModelUnavailableError) as err:
         getattr(models, part)
-    assert time.monotonic() - start < 10
+    # the point of the test is "at once, not after network retries": a generous fail-fast bound
+    assert time.monotonic() - start < 30
     msg = str(err.value)
     assert "--models tiny" in msg and "IMGSEARCH_" in msg
