@@ -43,7 +43,7 @@ def test_nested_folders_sorted_and_stat(tmp_path: Path) -> None:
 
 def test_suffixes_case_insensitive_and_unsupported_ignored(tmp_path: Path) -> None:
     keep = [_touch(tmp_path / n) for n in ("A.JPG", "b.Jpeg", "c.JPE", "d.PnG", "e.TIFF", "f.bmp", "g.tif")]
-    for n in ("notes.txt", "movie.mp4", "raw.cr2", "noext", "x.jpg.bak", "jpg"):
+    for n in ("notes.txt", "movie.mp4", "doc.pdf", "noext", "x.jpg.bak", "jpg"):
         _touch(tmp_path / n)
     assert _found(scan([tmp_path])) == sorted(keep)
 
