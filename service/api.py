@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from imgsearch.errors import BadImageError, ImgsearchError
 from imgsearch.searcher import Hit
@@ -37,6 +37,34 @@ class IndexRequest(BaseModel):
     paths: list[str] = Field(min_length=1)
     captions: bool = True
     precompute_rerank: bool = False
+
+    @field_validator("paths")
+    @classmethod
+    def absolute_paths(cls, paths: list[str]) -> list[str]:
+        # No file name holds a NUL byte, and `~\x00` made os.path.expanduser (Worker.submit) raise
+        # ValueError: a 500 for bad input (issue 13 fuzzing). Refused here: 422.
+        if any("\x00" in p for p in paths):
+            raise ValueError("a path cannot contain a NUL byte")
+        # A relative path would be read against the service's own working folder (/ under systemd)
+        if not all(p.startswith(("/", "~")) for p in paths):
+            raise ValueError("paths must be absolute (the CLI sends them so)")
+        return paths
+
+
+class Problem(BaseModel):
+    """Every error the service answers: one line that says what to do."""
+
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "The token is required (service.json) and was not sent"},
+    403: {"model": Problem, "description": "From another site, or another user of this machine"},
+    404: {"model": Problem, "description": "No such image or job"},
+    421: {"model": Problem, "description": "Addressed by a name this service does not answer to"},
+    422: {"model": Problem, "description": "A parameter outside its type or the query limits"},
+}
+IMAGE_BYTES = {200: {"description": "The picture's bytes", "content": {"image/*": {}}}}
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -63,7 +91,8 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 
 
 def create_app(engine: Engine, access: guard.Access, worker: Worker | None = None) -> FastAPI:
-    app = FastAPI(title="imgsearch", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    app = FastAPI(title="imgsearch", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
+                  responses=ERRORS)
     thumbs = engine.settings.index_dir / THUMBNAILS
     guard.install(app, access)
 
@@ -101,7 +130,7 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         check_limit(limit)
         return {"similar_to": file_id, "hits": [hit_json(h) for h in engine.similar(file_id, limit)]}
 
-    @app.get("/api/images/{file_id}/thumbnail")
+    @app.get("/api/images/{file_id}/thumbnail", response_class=FileResponse, responses=IMAGE_BYTES)
     def thumb(file_id: ImageId) -> FileResponse:
         info = engine.image(file_id)
         try:
@@ -111,7 +140,7 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         return FileResponse(path, media_type="image/webp",
                             headers={"Cache-Control": "private, max-age=604800, immutable"})
 
-    @app.get("/api/images/{file_id}/original")
+    @app.get("/api/images/{file_id}/original", response_class=FileResponse, responses=IMAGE_BYTES)
     def original(file_id: ImageId) -> FileResponse:
         info = engine.image(file_id)
         if not os.path.isfile(info.path):
@@ -135,7 +164,8 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
     def status() -> dict[str, Any]:
         return engine.status()
 
-    @app.post("/api/index", status_code=202)
+    @app.post("/api/index", status_code=202,
+              responses={503: {"model": Problem, "description": "This service does not index"}})
     def index(request: IndexRequest) -> dict[str, Any]:
         if worker is None:
             raise HTTPException(503, "this service does not index")

@@ -71,7 +71,9 @@ def split_host(value: str) -> tuple[str, int | None] | None:
         return None
     if not rest:
         return name, None
-    if not rest.startswith(":") or not rest[1:].isdigit() or len(rest) > 6:
+    # ASCII digits only: str.isdigit() is also true for '²' (a latin-1 byte any client may send),
+    # which int() refuses: that was a 500 for a bad Host or Origin (issue 13 fuzzing).
+    if not rest.startswith(":") or not (rest[1:].isascii() and rest[1:].isdigit()) or len(rest) > 6:
         return None
     return name, int(rest[1:])
 
