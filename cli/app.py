@@ -40,11 +40,11 @@ def _settings(home: Path | None, models: str | None, qdrant_url: str | None) -> 
     return Settings(**overrides)
 
 
-def _service(settings: Any) -> Any:
-    """A running service for these settings (queries then pay no model load), or None."""
-    from imgsearch.service.client import find_service
+def _open(settings: Any) -> Any:
+    """The index: the running service's when there is one, else this process's own."""
+    from imgsearch.library import open_index
 
-    return find_service(settings)
+    return open_index(settings)
 
 
 def _guarded(fn: Any) -> Any:
@@ -72,53 +72,48 @@ def index(
     settings = _settings(home, models, qdrant_url)
 
     def run() -> Any:
-        service = _service(settings)
-        if service is not None:
-            from .remote import index_through
-
-            return index_through(service, paths, captions=not no_captions, precompute_rerank=precompute_rerank,
-                                 show_progress=not as_json)
-        from imgsearch.indexer import run_index
-
-        with progress_bar(enabled=not as_json) as progress:
-            return run_index(settings, paths, captions=not no_captions,
-                             precompute_rerank=precompute_rerank, progress=progress).as_json()
+        with _open(settings) as idx, progress_bar(enabled=not as_json) as progress:
+            return idx.index(paths, captions=not no_captions, precompute_rerank=precompute_rerank, progress=progress)
 
     print_index_report(_guarded(run), as_json)
 
 
 @app.command()
 def query(
-    text: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many results (1-10,000).")] = 10,
-    rerank_k: Annotated[int, typer.Option("--rerank-k", help="Rerank this many top CLIP hits with BLIP ITM (0: none; at most 1,000).")] = 20,
+    terms: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[QUERY]...", help="Words, a picture file or an http(s) URL of one; several add up "
+        "(`2:beach` weighs twice). None: the filters alone list pictures, newest first.")] = None,
+    not_: Annotated[Optional[list[str]], typer.Option("--not", help="Push away pictures like this (words or picture).")] = None,
+    folders: Annotated[Optional[list[Path]], typer.Option("--in", help="Only pictures under this folder (repeat: any of them).")] = None,
+    date_from: Annotated[Optional[str], typer.Option("--from", help="From this date on: YYYY, YYYY-MM or YYYY-MM-DD.")] = None,
+    date_until: Annotated[Optional[str], typer.Option("--until", help="Up to the end of this date (YYYY[-MM[-DD]]).")] = None,
+    camera: Annotated[Optional[str], typer.Option("--camera", help="EXIF make or model contains this (any case).")] = None,
+    sort: Annotated[Optional[str], typer.Option("--sort", help="relevance, newest or oldest (default: relevance; newest without QUERY).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many results (1-10,000).")] = 20,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging: --limit 10 --offset 10).")] = 0,
+    rerank_k: Annotated[int, typer.Option("--rerank-k", help="Rerank this many top CLIP hits with BLIP ITM (0-1,000).")] = 20,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="CLIP order only (same as --rerank-k 0).")] = False,
     home: HomeOpt = None,
     models: ModelsOpt = None,
     qdrant_url: QdrantOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find images that match TEXT, best first."""
+    """Find pictures by words, by picture, or both, best first; narrow them by folder, date, camera."""
     settings = _settings(home, models, qdrant_url)
 
-    k = 0 if no_rerank else rerank_k
-
     def run() -> Any:
-        from imgsearch.searcher.limits import check_query
+        from imgsearch.searcher.request import SearchRequest
 
-        check_query(text, limit, k)  # the same limits and message with or without a service
-        service = _service(settings)
-        if service is not None:
-            return service.get("/api/search", q=text, limit=limit, rerank_k=k)["hits"]
-        if k == 0:  # CLIP order only: the exported text encoder spares loading torch and CLIP
-            from imgsearch.searcher.light import query_without_torch
+        from .terms import term
 
-            hits = query_without_torch(settings, text, limit=limit)
-            if hits is not None:
-                return [h.as_json() for h in hits]
-        from imgsearch.searcher import run_query
-
-        return [h.as_json() for h in run_query(settings, text, limit=limit, rerank_k=k)]
+        request = SearchRequest(
+            (*(term(t) for t in terms or ()), *(term(t, negative=True) for t in not_ or ())),
+            folders=tuple(str(f.expanduser().absolute()) for f in folders or ()), date_from=date_from,
+            date_until=date_until, camera=camera, sort=sort or ("relevance" if terms else "newest"),
+            limit=limit, offset=offset, rerank_k=0 if no_rerank else rerank_k,
+        ).check()  # the same limits and message with or without a service
+        with _open(settings) as idx:
+            return [h.as_json() for h in idx.search(request)]
 
     print_hits(_guarded(run), as_json)
 
@@ -134,12 +129,8 @@ def status(
     settings = _settings(home, models, qdrant_url)
 
     def run() -> Any:
-        service = _service(settings)
-        if service is not None:
-            return {**service.get("/api/status"), "service": service.url}
-        from imgsearch.status import read_status
-
-        return read_status(settings).as_json()
+        with _open(settings) as idx:
+            return idx.status()
 
     print_status(_guarded(run), as_json)
 

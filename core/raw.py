@@ -48,6 +48,7 @@ class RawImage(NamedTuple):
     width: int  # the RAW's developed size, upright, never the preview's
     height: int
     taken_at: datetime | None  # from the preview's EXIF; None when unknown
+    camera: str | None = None  # from the preview's EXIF ("Make Model"); None when unknown
 
 
 def has_raw_magic(data: bytes) -> bool:
@@ -81,7 +82,7 @@ def decode_raw(
     check_size: Callable[[int, int], None],
     max_pixels: int,
     to_rgb: Callable[[Image.Image], Image.Image],
-    exif_facts: Callable[[Image.Image], tuple[int, datetime | None]],
+    exif_facts: Callable[[Image.Image], tuple[int, datetime | None, str | None]],
 ) -> RawImage | None:
     """Camera RAW through LibRaw; None when LibRaw does not take a TIFF after all (Pillow's turn).
 
@@ -96,7 +97,8 @@ def decode_raw(
     indexed from it even if its sensor data is cut short: that data is then never read.
 
     `check_size` refuses bad dimensions, `max_pixels` bounds the sensor data, `to_rgb` and
-    `exif_facts` turn a decoded preview into RGB and read its EXIF (all raise BadImageError)."""
+    `exif_facts` turn a decoded preview into RGB and read its EXIF (orientation, date, camera;
+    all raise BadImageError)."""
     try:
         raw = _rawpy.imread(io.BytesIO(data))
     except _rawpy.LibRawFileUnsupportedError:
@@ -117,9 +119,9 @@ def decode_raw(
             if preview is None:  # LibRaw applies the flip itself here
                 rgb = _array_to_rgb(raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8))
                 return RawImage(rgb, 1, w, h, None)
-            rgb, taken_at = preview
+            rgb, taken_at, camera = preview
             upright = orientation >= 5 and (rgb.width > rgb.height) != (s.width > s.height)
-            return RawImage(rgb, 1 if upright else orientation, w, h, taken_at)
+            return RawImage(rgb, 1 if upright else orientation, w, h, taken_at, camera)
         except (_rawpy.LibRawError, OSError) as e:
             raise BadImageError(_raw_reason(e)) from None
 
@@ -129,14 +131,14 @@ def _preview(
     min_side: int,
     check_size: Callable[[int, int], None],
     to_rgb: Callable[[Image.Image], Image.Image],
-    exif_facts: Callable[[Image.Image], tuple[int, datetime | None]],
-) -> tuple[Image.Image, datetime | None] | None:
-    """The embedded preview if it is big enough and decodes whole, with its EXIF date."""
+    exif_facts: Callable[[Image.Image], tuple[int, datetime | None, str | None]],
+) -> tuple[Image.Image, datetime | None, str | None] | None:
+    """The embedded preview if it is big enough and decodes whole, with its EXIF date and camera."""
     try:
         thumb = raw.extract_thumb()
         if thumb.format == _rawpy.ThumbFormat.BITMAP:
             rgb = _array_to_rgb(thumb.data)
-            return (rgb, None) if min(rgb.size) >= min_side else None
+            return (rgb, None, None) if min(rgb.size) >= min_side else None
         im = Image.open(io.BytesIO(thumb.data), formats=["JPEG", "MPO"])
         check_size(*im.size)
         if min(im.size) < min_side:
@@ -144,7 +146,8 @@ def _preview(
         if min_side > 0:
             im.draft("RGB", (min_side, min_side))
         im.load()
-        return to_rgb(im), exif_facts(im)[1]
+        _, taken_at, camera = exif_facts(im)
+        return to_rgb(im), taken_at, camera
     except Exception:  # none, a kind rawpy cannot hand over, or broken: develop the sensor data
         return None
 

@@ -2,8 +2,12 @@
 
 Phase one gives every new or changed image a CLIP vector (search works as soon as it ends);
 moved, renamed and duplicate files are recognised by content hash and get the stored vector and
-caption without any model work; files that left the folders leave the index. Phase two writes
-captions. Broken files are skipped with a reason kept in the catalog; the run goes on.
+caption without any model work; files that left the folders leave the index. Every point's
+payload names its folders, date and camera (`vectors.point_payload`) for filtered searches; a move
+rewrites it, and an index made before payloads carried them is backfilled first (`backfill`).
+Phase two writes captions. Broken files are skipped with a reason kept in the catalog; the run goes on. A file
+skipped for a reason of the moment (no permission, see `reader.retry_later`) is read again by the
+next run; one broken in its content only once it changes.
 """
 
 from __future__ import annotations
@@ -11,18 +15,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from imgsearch.dates import epoch, picture_date
 from imgsearch.models import Models
 from imgsearch.progress import NoProgress, Progress
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import KnownFile, NewFile
+from imgsearch.stores.vectors import point_payload
 
+from .backfill import backfill
 from .captions import caption_pending
-from .reader import Decoded, Failed, Reused, read_all
+from .reader import VANISHED, Decoded, Failed, Reused, read_all, retry_later
 from .repair import repair
 from .scan import FoundFile, ScanProblem, scan
 
@@ -37,6 +46,7 @@ class IndexReport:
     removed: int = 0
     captioned: int = 0
     repaired: int = 0
+    backfilled: int = 0  # rows of an older index given their date, camera and payload (no model work)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False  # stopped early (service shutdown); the next run finishes the work
@@ -64,21 +74,23 @@ class _Run:
             return
         clip = self.models.clip
         vectors = clip.encode_pixels(torch.stack([d.pixels for d in self.batch]))
-        ids = self.stores.catalog.put_pending([
-            NewFile(str(d.found.path), d.found.size, d.found.mtime_ns, d.sha256, d.width, d.height, d.taken_at)
-            for d in self.batch
-        ])
-        self.stores.vectors.upsert(ids, vectors, [{"sha256": d.sha256} for d in self.batch])
-        self.stores.catalog.mark_vectors(ids)
+        new = [_new_file(str(d.found.path), d.found.size, d.found.mtime_ns, d.sha256, d.width, d.height,
+                         d.taken_at, d.camera) for d in self.batch]
+        with self.stores.lock:  # a reader holding it sees the batch in both stores or in neither
+            ids = self.stores.catalog.put_pending(new)
+            self.stores.vectors.upsert(ids, vectors, [_payload(n) for n in new])
+            self.stores.catalog.mark_vectors(ids)
         self.report.embedded += len(ids)
         self.progress.advance(len(ids))
         self.batch.clear()
 
     def skip(self, outcome: Failed) -> None:
         f = outcome.found
-        had_vector = self.stores.catalog.record_skip(str(f.path), f.size, f.mtime_ns, outcome.reason)
-        if had_vector is not None:
-            self.stores.vectors.delete([had_vector])
+        if outcome.reason != VANISHED:  # a file gone leaves no row: its deletion is seen (event, next scan)
+            with self.stores.lock:
+                had_vector = self.stores.catalog.record_skip(str(f.path), f.size, f.mtime_ns, outcome.reason)
+                if had_vector is not None:
+                    self.stores.vectors.delete([had_vector])
         self.report.skipped.append((str(f.path), outcome.reason))
         self.progress.advance()
 
@@ -89,11 +101,11 @@ class _Run:
         path = str(f.path)
         prev = known.get(path)
         if prev is not None and prev.sha256 == sha and prev.has_vector:
-            catalog.move(prev.id, path, f.size, f.mtime_ns)  # touched, same content
+            self.relocate(prev.id, outcome)  # touched, same content: a file date follows the mtime
             self.report.unchanged += 1
         elif prev is None and sha in gone_by_sha:
             src = gone_by_sha.pop(sha)
-            catalog.move(src.id, path, f.size, f.mtime_ns)
+            self.relocate(src.id, outcome)
             self.moved_ids.add(src.id)
             self.report.moved += 1
         else:
@@ -101,13 +113,37 @@ class _Run:
             stored = self.stores.vectors.get_vectors([src.id])
             if src.id not in stored:
                 return False
-            ids = catalog.put_pending([NewFile(path, f.size, f.mtime_ns, sha, src.width, src.height,
-                                               src.taken_at, src.caption)])
-            self.stores.vectors.upsert(ids, np.stack([stored[src.id]]), [{"sha256": sha}])
-            catalog.mark_vectors(ids)
+            new = _new_file(path, f.size, f.mtime_ns, sha, src.width, src.height, src.taken_at, src.camera,
+                            src.caption)
+            with self.stores.lock:
+                ids = catalog.put_pending([new])
+                self.stores.vectors.upsert(ids, np.stack([stored[src.id]]), [_payload(new)])
+                catalog.mark_vectors(ids)
             self.report.copied += 1
         self.progress.advance()
         return True
+
+    def relocate(self, file_id: int, outcome: Reused) -> None:
+        """Point an indexed row (and its point's payload: `dirs`, a file date) at where and what
+        the file now is. The payload goes first: a crash before the row moves leaves the file
+        to be found moved again by the next run, never a row whose payload names old folders."""
+        f, source = outcome.found, outcome.source  # same content as the row: same EXIF facts
+        date, date_source = picture_date(source.taken_at, f.mtime_ns)
+        payload = point_payload(str(f.path), outcome.sha256, epoch(date), source.camera)
+        with self.stores.lock:
+            self.stores.vectors.set_payload([file_id], [payload])
+            self.stores.catalog.move(file_id, str(f.path), f.size, f.mtime_ns)
+            self.stores.catalog.set_dates({file_id: (date, date_source, source.camera)})
+
+
+def _new_file(path: str, size: int, mtime_ns: int, sha: str, width: int | None, height: int | None,
+              taken_at: datetime | None, camera: str | None, caption: str | None = None) -> NewFile:
+    date, date_source = picture_date(taken_at, mtime_ns)
+    return NewFile(path, size, mtime_ns, sha, width, height, taken_at, caption, date, date_source, camera)
+
+
+def _payload(f: NewFile) -> dict[str, Any]:
+    return point_payload(f.path, f.sha256, None if f.date is None else epoch(f.date), f.camera)
 
 
 def index(
@@ -126,6 +162,7 @@ def index(
     report = IndexReport()
     roots = normalise_roots(roots)
     report.repaired = repair(stores)
+    report.backfilled = backfill(stores)
     found: list[FoundFile] = []
     for item in scan(roots):
         if isinstance(item, ScanProblem):
@@ -137,7 +174,8 @@ def index(
     work = []
     for f in found:
         k = known.get(str(f.path))
-        if k and k.size == f.size and k.mtime_ns == f.mtime_ns and (k.has_vector or k.error):
+        if k and k.size == f.size and k.mtime_ns == f.mtime_ns and (
+                k.has_vector or (k.error and not retry_later(k.error))):
             report.unchanged += 1
         else:
             work.append(f)
@@ -174,9 +212,10 @@ def index(
     leaving = [k for k in gone.values() if k.id not in run.moved_ids]
     if leaving:
         ids = [k.id for k in leaving]
-        stores.vectors.delete(ids)
-        stores.vectors.flush()
-        stores.catalog.delete(ids)
+        with stores.lock:
+            stores.vectors.delete(ids)
+            stores.vectors.flush()
+            stores.catalog.delete(ids)
         report.removed = len(ids)
     stores.vectors.flush()
     progress.done()

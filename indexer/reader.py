@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from imgsearch.errors import BadImageError
@@ -23,6 +24,20 @@ from .scan import FoundFile
 
 MAX_FILE_BYTES = 2 * 1024**3
 
+# Reasons a file was skipped that say nothing of its bytes, only of the moment it was read: no
+# permission (yet), a flaky disk or share, memory short (`imaging.decode`'s "not enough memory to
+# decode"), gone mid-scan (no longer kept in the catalog, but older versions did). Such a file is
+# read again on the next run even when its size and mtime did not change; a file bad in its
+# content waits until it changes.
+UNREADABLE = "unreadable"
+VANISHED = "vanished during the scan"
+_OF_THE_MOMENT = (f"{UNREADABLE}:", VANISHED, "not enough memory")
+
+
+def retry_later(reason: str) -> bool:
+    """Whether a skipped file's reason (as kept in the catalog) may be gone by the next run."""
+    return reason.startswith(_OF_THE_MOMENT)
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -32,6 +47,7 @@ class Decoded:
     height: int
     taken_at: datetime | None
     pixels: Any  # the model's preprocessed tensor
+    camera: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,26 +66,30 @@ class Failed:
 Outcome = Decoded | Reused | Failed
 
 
+def read_file(path: Path) -> tuple[bytes, os.stat_result]:
+    """A file's bytes and the size and mtime of what was read (the one place files are opened)."""
+    with open(path, "rb") as f:
+        return f.read(), os.fstat(f.fileno())
+
+
 def read_one(
     found: FoundFile, min_side: int, preprocess: Callable[[Any], Any], known: dict[str, FileInfo]
 ) -> Outcome:
     try:
         if found.size > MAX_FILE_BYTES:
             return Failed(found, f"file too large ({found.size / 1024**3:.1f} GB)")
-        with open(found.path, "rb") as f:
-            data = f.read()
-            st = os.fstat(f.fileno())
+        data, st = read_file(found.path)
         found = FoundFile(found.path, st.st_size, st.st_mtime_ns)
     except FileNotFoundError:
-        return Failed(found, "vanished during the scan")
+        return Failed(found, VANISHED)
     except OSError as e:
-        return Failed(found, f"unreadable: {e.strerror or e}")
+        return Failed(found, f"{UNREADABLE}: {e.strerror or e}")
     sha = hashlib.sha256(data).hexdigest()
     if sha in known:
         return Reused(found, sha, known[sha])
     try:
         img = decode(data, min_side=min_side)
-        return Decoded(found, sha, img.width, img.height, img.taken_at, preprocess(img.image))
+        return Decoded(found, sha, img.width, img.height, img.taken_at, preprocess(img.image), img.camera)
     except BadImageError as e:
         return Failed(found, str(e))
     except Exception as e:  # nothing a folder holds may crash a run

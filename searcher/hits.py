@@ -3,44 +3,68 @@ here: the cold `query --no-rerank` path (`light`) uses it too."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
+from imgsearch.stores.vectors import PointFilter
 
 
 @dataclass(frozen=True)
 class Hit:
+    """One picture answering a search. `as_json` is the one JSON shape of a hit: the CLI's
+    `--json`, the HTTP API and the page all use it (`from_json` reads it back in a client)."""
+
     path: str
-    score: float  # the final score: fused when reranked, else the CLIP cosine
-    clip_score: float
+    score: float | None  # the final score: fused when reranked, else the CLIP cosine; None in a listing
+    clip_score: float | None
     itm_score: float | None  # ITM match probability; None when not reranked
     caption: str | None
     width: int | None
     height: int | None
-    taken_at: datetime | None
+    taken_at: datetime | None  # EXIF DateTimeOriginal, when the picture has one
     file_id: int
     size: int | None = None  # bytes on disk when indexed
+    date: datetime | None = None  # taken_at, else the file's modification time
+    date_source: str | None = None  # "exif" | "file"
+    camera: str | None = None
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:
         return {
-            "path": self.path, "score": self.score, "clip_score": self.clip_score,
-            "itm_score": self.itm_score, "caption": self.caption, "width": self.width,
-            "height": self.height, "taken_at": self.taken_at.isoformat() if self.taken_at else None,
-            "size": self.size, "id": self.file_id,
+            "id": self.file_id, "path": self.path, "folder": os.path.dirname(self.path),
+            "name": os.path.basename(self.path), "score": self.score, "clip_score": self.clip_score,
+            "itm_score": self.itm_score, "caption": self.caption, "width": self.width, "height": self.height,
+            "size": self.size, "taken_at": _iso(self.taken_at), "date": _iso(self.date),
+            "date_source": self.date_source, "camera": self.camera,
         }
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Hit:
+        return cls(d["path"], d["score"], d["clip_score"], d["itm_score"], d["caption"], d["width"], d["height"],
+                   _parse(d["taken_at"]), d["id"], d["size"], _parse(d["date"]), d["date_source"], d["camera"])
 
-def hit(info: FileInfo, clip: float, itm: float | None = None, score: float | None = None) -> Hit:
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def hit(info: FileInfo, clip: float | None, itm: float | None = None, score: float | None = None) -> Hit:
     return Hit(info.path, clip if score is None else score, clip, itm, info.caption, info.width, info.height,
-               info.taken_at, info.id, info.size)
+               info.taken_at, info.id, info.size, info.date, info.date_source, info.camera)
 
 
-def nearest(vector: np.ndarray, stores: Stores, limit: int) -> list[tuple[FileInfo, float]]:
+def nearest(vector: np.ndarray, stores: Stores, limit: int,
+            where: PointFilter | None = None) -> list[tuple[FileInfo, float]]:
     """The `limit` nearest catalogued images with their CLIP cosine, best first."""
-    found = stores.vectors.search(vector, limit)
+    found = stores.vectors.search(vector, limit, where)
     infos = stores.catalog.get(i for i, _ in found)
     return [(infos[i], s) for i, s in found if i in infos]  # a point without a row is a crash leftover

@@ -11,17 +11,17 @@ import mimetypes
 import os
 import shutil
 import subprocess
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from imgsearch.errors import BadImageError, ImgsearchError
-from imgsearch.searcher import Hit
-from imgsearch.searcher.limits import check_limit, check_query
+from imgsearch.searcher.hits import hit
+from imgsearch.searcher.limits import check_limit
+from imgsearch.searcher.request import DEFAULT_LIMIT, DEFAULT_RERANK_K, INDEXED, SearchRequest, Term, words
 from imgsearch.stores.catalog import FileInfo
 
 from . import guard
@@ -67,27 +67,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 IMAGE_BYTES = {200: {"description": "The picture's bytes", "content": {"image/*": {}}}}
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt else None
-
-
-def image_json(info: FileInfo, hit: Hit | None = None) -> dict[str, Any]:
-    try:
-        modified: str | None = datetime.fromtimestamp(os.stat(info.path).st_mtime, timezone.utc).isoformat()
-    except OSError:
-        modified = None
-    return {
-        "id": info.id, "path": info.path, "folder": os.path.dirname(info.path), "name": os.path.basename(info.path),
-        "score": hit.score if hit else None, "clip_score": hit.clip_score if hit else None,
-        "itm_score": hit.itm_score if hit else None, "caption": info.caption, "width": info.width,
-        "height": info.height, "size": info.size, "taken_at": _iso(info.taken_at), "modified": modified,
-        "thumbnail": f"/api/images/{info.id}/thumbnail", "original": f"/api/images/{info.id}/original",
-    }
-
-
-def hit_json(hit: Hit) -> dict[str, Any]:
-    info = FileInfo(hit.file_id, hit.path, None, hit.size, hit.width, hit.height, hit.taken_at, hit.caption)
-    return image_json(info, hit)
+def image_json(info: FileInfo) -> dict[str, Any]:
+    """An indexed picture, in the one JSON shape of a hit (no scores)."""
+    return hit(info, None).as_json()
 
 
 def create_app(engine: Engine, access: guard.Access, worker: Worker | None = None) -> FastAPI:
@@ -117,9 +99,30 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         return {"ok": True, "pid": os.getpid(), "profile": engine.settings.models}
 
     @app.get("/api/search")
-    def search(q: str = Query(), limit: int = Query(20), rerank_k: int = Query(20)) -> dict[str, Any]:
-        check_query(q, limit, rerank_k)  # the CLI's limits, the CLI's message
-        return {"query": q, "hits": [hit_json(h) for h in engine.search(q, limit, rerank_k)]}
+    def search(
+        q: Annotated[list[str], Query(description="Words (repeat to add up; `2:beach` weighs twice)")] = [],  # noqa: B006
+        not_: Annotated[list[str], Query(alias="not", description="Words to push away")] = [],  # noqa: B006
+        like: Annotated[list[int], Query(description="Indexed pictures' ids to search by")] = [],  # noqa: B006
+        folders: Annotated[list[str], Query(alias="in", description="Folder subtrees (any of them)")] = [],  # noqa: B006
+        date_from: Annotated[str | None, Query(alias="from", description="YYYY, YYYY-MM or YYYY-MM-DD")] = None,
+        date_until: Annotated[str | None, Query(alias="until", description="YYYY, YYYY-MM or YYYY-MM-DD")] = None,
+        camera: str | None = None, sort: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0,
+        rerank_k: int = DEFAULT_RERANK_K,
+    ) -> dict[str, Any]:
+        """A search from URL parameters (the page's links); POST takes pictures too."""
+        if any(i < 0 or i >= 2**63 for i in like):
+            raise NotIndexedError("no such image")
+        terms = (*(words(t) for t in q), *(words(t, negative=True) for t in not_),
+                 *(Term(INDEXED, image_id=i) for i in like))
+        request = SearchRequest(terms, tuple(folders), date_from, date_until, camera,
+                                sort or ("relevance" if terms else "newest"), limit, offset, rerank_k)
+        return {"hits": [h.as_json() for h in engine.search(request.check())]}
+
+    @app.post("/api/search")
+    def search_by(body: Annotated[dict[str, Any], Body(description="SearchRequest.as_json()")]) -> dict[str, Any]:
+        """The whole request as JSON: terms (words, pictures as base64, indexed ids, weights), filters,
+        sort and page — what `imgsearch query` sends through a running service."""
+        return {"hits": [h.as_json() for h in engine.search(SearchRequest.from_json(body))]}
 
     @app.get("/api/images/{file_id}")
     def image(file_id: ImageId) -> dict[str, Any]:
@@ -128,7 +131,7 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
     @app.get("/api/images/{file_id}/similar")
     def similar(file_id: ImageId, limit: int = Query(20)) -> dict[str, Any]:
         check_limit(limit)
-        return {"similar_to": file_id, "hits": [hit_json(h) for h in engine.similar(file_id, limit)]}
+        return {"similar_to": file_id, "hits": [h.as_json() for h in engine.similar(file_id, limit)]}
 
     @app.get("/api/images/{file_id}/thumbnail", response_class=FileResponse, responses=IMAGE_BYTES)
     def thumb(file_id: ImageId) -> FileResponse:
@@ -159,6 +162,11 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
             subprocess.Popen([opener, folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             return {"opened": True, "folder": folder}
         return {"opened": False, "folder": folder}
+
+    @app.get("/api/facets")
+    def facets() -> dict[str, Any]:
+        """Folders (the watched roots and the folders right below them) and cameras with counts."""
+        return engine.facets([str(p) for p in worker.roots.paths] if worker else [])
 
     @app.get("/api/status")
     def status() -> dict[str, Any]:

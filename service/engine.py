@@ -1,5 +1,6 @@
-"""What the service holds while it runs: settings, warm models, the open stores and what the
-background worker is doing. The HTTP routes and the worker both go through it.
+"""What the service holds while it runs: the local index over warm models and the open stores,
+behind one lock, and what the background worker is doing. The HTTP routes and the worker both go
+through it.
 
 Queries and indexing run on different threads at once; every call into the stores takes one lock
 (`_Locked`), so a query is never blocked for a whole indexing batch, only for one store call."""
@@ -10,16 +11,15 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from imgsearch.errors import ImgsearchError
+from imgsearch.library.local import LocalIndex
 from imgsearch.models import Models
+from imgsearch.searcher import Hit
+from imgsearch.searcher.request import INDEXED, SearchRequest, Term
 from imgsearch.settings import Settings
 from imgsearch.status import status_of
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
-from imgsearch.searcher import Hit, search
-from imgsearch.searcher.query import search_vector
 
 
 class NotIndexedError(ImgsearchError):
@@ -76,31 +76,44 @@ class ActivityProgress:
         pass
 
 
-class Engine:
+class Engine(LocalIndex):
     def __init__(self, settings: Settings, models: Models, stores: Stores) -> None:
-        self.settings, self.models = settings, models
         self._lock = threading.RLock()
         self.raw_stores = stores
-        self.stores = Stores(_Locked(stores.catalog, self._lock), _Locked(stores.vectors, self._lock),  # type: ignore[arg-type]
-                             lock=self._lock)
+        locked = Stores(_Locked(stores.catalog, self._lock), _Locked(stores.vectors, self._lock),  # type: ignore[arg-type]
+                        lock=self._lock)
+        super().__init__(settings, models, locked)
         self.activity = Activity()
+
+    @property
+    def stores(self) -> Stores:
+        return self._stores
 
     def warm_up(self) -> None:
         """Load the rerank model now, so the first query with rerank pays no load (`Models` loads
         it once however many threads ask)."""
         self.models.itm
 
-    def search(self, text: str, limit: int, rerank_k: int) -> list[Hit]:
-        if rerank_k > 0:
+    def search(self, request: SearchRequest) -> list[Hit]:
+        if request.rerank_k > 0 and request.positive_words:
             self.warm_up()
-        return search(text, self.stores, self.models, limit=limit, rerank_k=rerank_k)
+        return super().search(request)
 
     def similar(self, file_id: int, limit: int) -> list[Hit]:
         """Images nearest to an indexed image's own CLIP vector (itself first)."""
-        vector = self.stores.vectors.get_vectors([file_id]).get(file_id)
-        if vector is None:
-            raise NotIndexedError(f"image {file_id} is not indexed")
-        return search_vector(np.asarray(vector), self.stores, self.models, limit=limit)
+        self.image(file_id)
+        return self.search(SearchRequest((Term(INDEXED, image_id=file_id),), limit=limit, rerank_k=0))
+
+    def facets(self, roots: list[str]) -> dict[str, Any]:
+        """What the page's filter row offers: the watched roots and the folders right below them,
+        the cameras, each with how many indexed pictures it holds (exact counts from the vector
+        engine's payload indexes)."""
+        import os
+
+        dirs = dict(self.stores.vectors.facets("dirs", limit=100_000))
+        folders = [{"path": d, "count": n} for d, n in sorted(dirs.items()) if os.path.dirname(d) in roots]
+        return {"roots": [{"path": r, "count": dirs.get(r, 0)} for r in roots], "folders": folders,
+                "cameras": [{"name": c, "count": n} for c, n in self.stores.vectors.facets("camera", limit=200)]}
 
     def image(self, file_id: int) -> FileInfo:
         info = self.stores.catalog.info(file_id)

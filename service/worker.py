@@ -1,5 +1,6 @@
 """The service's one writer thread: it applies file-system changes, runs index jobs asked for
-over the API, rescans the roots now and then, and writes captions when nothing else waits.
+over the API, rescans the roots now and then, watches again the roots whose watch died (deleted
+and re-created, re-mounted) and writes captions when nothing else waits.
 
 Order of priority: changes and jobs (new vectors make new files searchable) before captions;
 captions go in small chunks that stop as soon as other work arrives."""
@@ -47,7 +48,9 @@ class Job:
 
 
 class Roots:
-    """The watched folders, kept in the index folder so a restarted service watches them again."""
+    """The watched folders, kept in the index folder so a restarted service watches them again.
+    Each folder is kept once, however it was spelled (`a/`, `a/b/..`): every restart of `watch a`
+    hands `a` over again, and a root listed twice would be watched and scanned twice."""
 
     def __init__(self, folder: Path, extra: list[Path]) -> None:
         self.file = folder / ROOTS_FILE
@@ -55,33 +58,41 @@ class Roots:
             saved = [Path(p) for p in json.loads(self.file.read_text())]
         except (OSError, ValueError):
             saved = []
-        self.paths: list[Path] = []
-        self.add([*saved, *extra])
+        self.paths: list[Path] = list(dict.fromkeys(normalise_roots([*saved, *extra])))
+        if self.paths != saved:  # new roots, or a file written by a version that kept duplicates
+            self._save()
 
     def add(self, paths: list[Path]) -> list[Path]:
-        new = [p for p in normalise_roots(paths) if p not in self.paths]
+        """Remember folders not yet known; returns those that were new."""
+        new = [p for p in dict.fromkeys(normalise_roots(paths)) if p not in self.paths]
         if new:
             self.paths.extend(new)
-            tmp = self.file.with_suffix(".tmp")
-            tmp.write_text(json.dumps([str(p) for p in self.paths], indent=1))
-            os.replace(tmp, self.file)
+            self._save()
         return new
+
+    def _save(self) -> None:
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps([str(p) for p in self.paths], indent=1))
+        os.replace(tmp, self.file)
 
 
 class Worker(threading.Thread):
     def __init__(
         self, engine: Engine, roots: Roots, collector: ChangeCollector, watcher: Watcher, *,
         rescan_seconds: float = 3600.0, captions: bool = True, caption_chunk: int = 32,
+        recheck_seconds: float = 2.0,
     ) -> None:
         super().__init__(name="imgsearch-worker", daemon=True)
         self.engine, self.roots, self.collector, self.watcher = engine, roots, collector, watcher
         self.rescan_seconds, self.captions, self.caption_chunk = rescan_seconds, captions, caption_chunk
+        self.recheck_seconds = recheck_seconds  # how often the roots' watches are checked (a stat each)
         self.jobs: dict[int, Job] = {}
         self._queue: queue.Queue[Job] = queue.Queue()
         self._ids = itertools.count(1)
         self._halt = threading.Event()
         self._captions_due = True
         self._last_scan = 0.0
+        self._last_check = time.monotonic()
 
     # --- asked by the API ------------------------------------------------------------------------
     def submit(self, paths: list[str], captions: bool = True, precompute_rerank: bool = False) -> Job:
@@ -114,6 +125,8 @@ class Worker(threading.Thread):
     def _step(self) -> bool:
         """One unit of work; False when there was nothing to do."""
         self.engine.activity.queued = self.collector.waiting() + self._queue.qsize()
+        if self._rewatch():
+            return True
         ops = self.collector.ready()
         if ops:
             self._apply(ops)
@@ -160,6 +173,27 @@ class Worker(threading.Thread):
                 if gone:
                     log.info("removed %d thumbnail(s) of images no longer indexed", gone)
 
+    def _rewatch(self) -> bool:
+        """Roots back after their watch died: watch them again, then index them (whatever came
+        while they were not watched raised no event). An empty folder is watched but not indexed:
+        it may be a mount point with its drive unmounted, whose images stay (as for a missing
+        root). False when there was nothing to do."""
+        if time.monotonic() - self._last_check < self.recheck_seconds:
+            return False
+        self._last_check = time.monotonic()
+        back = self.watcher.revive()
+        if not back:
+            return False
+        full = [r for r in back if not _empty(r)]
+        for root in back:
+            log.info("watching %s again (re-created or re-mounted)%s", root,
+                     "; indexing it" if root in full else "; empty, its images stay")
+        if full:
+            report = self._index(full, "scanning")
+            log.info("%s: %d seen, %d embedded, %d moved, %d removed, %d skipped", ", ".join(map(str, full)),
+                     report.seen, report.embedded, report.moved, report.removed, len(report.skipped))
+        return True
+
     def _apply(self, ops: list[Op]) -> None:
         stores = self.engine.stores
         self.engine.activity.state = "events"
@@ -187,8 +221,11 @@ class Worker(threading.Thread):
         job.state = "running"
         try:
             paths = [Path(p) for p in job.paths]
-            for root in self.roots.add([p for p in paths if p.is_dir()]):
-                self.watcher.add(root)
+            folders = [p for p in paths if p.is_dir()]
+            self.roots.add(folders)
+            for root in folders:  # known or new: a root whose watch died is watched again
+                if self.watcher.add(root):
+                    log.info("watching %s", root)
             report = self._index(paths, "vectors")
             cancelled = report.cancelled
             if job.precompute_rerank and not cancelled:
@@ -211,3 +248,11 @@ class Worker(threading.Thread):
         if done == 0:
             self._captions_due = False
         return done > 0
+
+
+def _empty(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return True  # gone again: nothing to index

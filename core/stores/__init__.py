@@ -47,3 +47,14 @@ def open_stores(settings: Settings, model_facts: dict[str, str], dim: int, clien
         catalog.close()
         raise
     return Stores(catalog, vectors)
+
+
+def recorded_dim(settings: Settings) -> int | None:
+    """The vector size the catalog records for this index (None: nothing indexed yet). Opening
+    the stores needs it; reading it here spares loading CLIP only to learn it."""
+    catalog = open_catalog(settings.catalog)
+    try:
+        dim = catalog.meta().get("vector_dim")
+    finally:
+        catalog.close()
+    return int(dim) if dim else None

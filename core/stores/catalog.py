@@ -1,5 +1,5 @@
-"""The catalog: every file seen, its content hash, size, dimensions, date, caption and why it
-was skipped. SQLAlchemy 2 over any URL; SQLite (WAL) by default. The schema is created and
+"""The catalog: every file seen, its content hash, size, dimensions, date, camera, caption and
+why it was skipped. SQLAlchemy 2 over any URL; SQLite (WAL) by default. The schema is created and
 upgraded only by the Alembic migrations in `migrations/`, applied on open."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
+from sqlalchemy import bindparam, create_engine, delete, event, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,6 +46,10 @@ class FileInfo:
     height: int | None
     taken_at: datetime | None
     caption: str | None
+    date: datetime | None = None  # the date it is filed under (`imgsearch.dates.picture_date`)
+    date_source: str | None = None  # dates.EXIF | dates.FILE; None with `date` on an old index
+    camera: str | None = None
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class NewFile:
     height: int | None
     taken_at: datetime | None
     caption: str | None = None
+    date: datetime | None = None
+    date_source: str | None = None
+    camera: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class CatalogCounts:
 
 # The newest migration in migrations/versions (tests/stores/test_catalog.py checks it is). A
 # catalog already there skips Alembic, whose import alone costs a cold query ~0.4 s.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 def alembic_config(url: str) -> Config:
@@ -127,11 +134,18 @@ def _known(row: FileRow) -> KnownFile:
 
 
 def _info(row: FileRow) -> FileInfo:
-    return FileInfo(row.id, row.path, row.sha256, row.size, row.width, row.height, row.taken_at, row.caption)
+    return FileInfo(row.id, row.path, row.sha256, row.size, row.width, row.height, row.taken_at, row.caption,
+                    row.date, row.date_source, row.camera, row.mtime_ns)
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _in_folder(folder: str) -> Any:
+    """SQL: a row's path lies below `folder` (a prefix test, so `%` and `_` in names are plain)."""
+    prefix = folder.rstrip("/") + "/"
+    return func.substr(FileRow.path, 1, len(prefix)) == prefix
 
 
 class Catalog:
@@ -227,6 +241,51 @@ class Catalog:
                  .order_by(FileRow.id).limit(limit))
             return [_info(r) for r in s.scalars(q)]
 
+    def needs_backfill(self, limit: int) -> list[FileInfo]:
+        """Indexed rows with no date yet: an index made before dates and cameras were kept."""
+        with self.session() as s:
+            q = (select(FileRow).where(FileRow.has_vector, FileRow.error.is_(None), FileRow.date.is_(None))
+                 .order_by(FileRow.id).limit(limit))
+            return [_info(r) for r in s.scalars(q)]
+
+    def cameras_like(self, text: str) -> list[str]:
+        """The distinct cameras whose name contains `text`, ignoring case, sorted: what a
+        `--camera canon` stands for as exact keys."""
+        needle = text.strip().casefold()
+        with self.session() as s:
+            names = s.scalars(select(FileRow.camera).where(FileRow.camera.is_not(None)).distinct())
+            return sorted(c for c in names if needle in c.casefold())
+
+    def listing(
+        self,
+        folders: Sequence[str],
+        date_from: datetime | None,
+        date_until: datetime | None,
+        cameras: Sequence[str] | None,
+        newest_first: bool,
+        limit: int,
+        offset: int,
+    ) -> list[FileInfo]:
+        """Indexed pictures that pass the filters, by date (id breaks ties), one page of them: a
+        query with filters and no words. As `vectors.PointFilter`: folders are subtrees, any of
+        them; dates from inclusive, until exclusive; cameras exact, None for any, () for none. A
+        row without a date passes no date filter and comes last either way."""
+        if cameras is not None and not cameras:
+            return []
+        q = select(FileRow).where(FileRow.has_vector, FileRow.error.is_(None))
+        if folders and "/" not in [f.rstrip("/") or "/" for f in folders]:
+            q = q.where(or_(*(_in_folder(f) for f in folders)))
+        if date_from is not None:
+            q = q.where(FileRow.date >= date_from)
+        if date_until is not None:
+            q = q.where(FileRow.date < date_until)
+        if cameras is not None:
+            q = q.where(FileRow.camera.in_(list(cameras)))
+        order = (FileRow.date.desc(), FileRow.id.desc()) if newest_first else (FileRow.date, FileRow.id)
+        q = q.order_by(FileRow.date.is_(None), *order).limit(limit).offset(offset)
+        with self.session() as s:
+            return [_info(r) for r in s.scalars(q)]
+
     def caption_of_sha(self, shas: Iterable[str]) -> dict[str, str]:
         with self.session() as s:
             q = select(FileRow.sha256, FileRow.caption).where(
@@ -244,6 +303,7 @@ class Catalog:
                 row = by_path.get(f.path) or FileRow(path=f.path)
                 row.size, row.mtime_ns, row.sha256 = f.size, f.mtime_ns, f.sha256
                 row.width, row.height, row.taken_at = f.width, f.height, f.taken_at
+                row.date, row.date_source, row.camera = f.date, f.date_source, f.camera
                 row.caption, row.error, row.has_vector = f.caption, None, False
                 s.add(row)
                 rows.append(row)
@@ -305,6 +365,18 @@ class Catalog:
     def delete(self, ids: Sequence[int]) -> None:
         with self.session() as s, s.begin():
             s.execute(delete(FileRow).where(FileRow.id.in_(list(ids))))
+
+    def set_dates(self, values: dict[int, tuple[datetime, str, str | None]]) -> None:
+        """Date, its source and camera per id (a backfill, a touched or moved file)."""
+        if not values:
+            return
+        files = FileRow.__table__
+        # Core's executemany, not the ORM's bulk update: a row deleted meanwhile is no error here.
+        stmt = update(files).where(files.c.id == bindparam("fid")).values(
+            date=bindparam("d"), date_source=bindparam("src"), camera=bindparam("cam"))
+        rows = [{"fid": i, "d": d, "src": src, "cam": cam} for i, (d, src, cam) in values.items()]
+        with self.session() as s, s.begin():
+            s.execute(stmt, rows)
 
     def set_captions(self, captions: dict[int, str]) -> None:
         with self.session() as s, s.begin():

@@ -17,6 +17,13 @@ StoreLockedError. The lock is per open shard, so one process must not open a dir
 
 The vector size is read back from Edge's own persisted `edge_config.json` (the shard has no
 API for its config) to report a model/size mismatch before any write.
+
+Filters: `ensure` creates the payload indexes (they are WAL operations like any update, and
+persist with the shard). A filtered query is planned by Edge itself from those indexes: a filter
+that few points pass is answered exactly from the index's list of matching points, a broad one
+walks the HNSW graph skipping the points that fail. `optimize()` also links the points of each
+mid-sized folder among themselves (Qdrant's payload-aware HNSW) when the index exists before
+the graph is built.
 """
 
 from __future__ import annotations
@@ -32,11 +39,17 @@ import qdrant_edge as qe
 from imgsearch.errors import StoreError, StoreLockedError, StoreMismatchError
 from imgsearch.stores.vectors import (
     BATCH,
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    PointFilter,
     check_batch,
+    check_facet_key,
     check_ids,
+    check_payloads,
     check_query,
     chunks,
     mismatch_message,
+    sort_facets,
     unit,
 )
 
@@ -76,10 +89,11 @@ class EdgeVectorStore:
         if self._shard is not None:
             if self._dim != dim:
                 raise StoreMismatchError(mismatch_message(str(self._path), self._have, dim))
-            return
-        config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
-        self._shard = self._open(lambda: qe.EdgeShard.create(str(self._path), config))
-        self._dim = dim
+        else:
+            config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
+            self._shard = self._open(lambda: qe.EdgeShard.create(str(self._path), config))
+            self._dim = dim
+        self._ensure_indexes(self._shard)
 
     def upsert(
         self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]] | None = None
@@ -104,20 +118,62 @@ class EdgeVectorStore:
             part: list[Any] = list(id_list[start : start + BATCH])
             self._call(lambda: shard.update(qe.UpdateOperation.delete_points(part)))
 
-    def search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
+    def search(
+        self, vector: np.ndarray, limit: int, where: PointFilter | None = None
+    ) -> list[tuple[int, float]]:
         shard = self._readable()
         if shard is None or limit <= 0:
             return []
         assert self._dim is not None
+        flat = check_query(vector, self._dim, str(self._path))
+        if where is not None and where.matches_nothing():
+            return []
         query = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(check_query(vector, self._dim, str(self._path))),
+            query=qe.Query.Nearest(flat),
+            filter=_edge_filter(where),
             params=qe.SearchParams(hnsw_ef=max(SEARCH_EF, limit)),
             with_payload=False,
             with_vector=False,
         )
         hits = self._call(lambda: shard.query(query))
         return [(int(h.id), float(h.score)) for h in hits]
+
+    def set_payload(self, ids: Sequence[int], payloads: Sequence[dict[str, Any]]) -> None:
+        """One overwrite per point (Edge sets one payload on a list of ids), only for ids that
+        exist: Edge refuses the whole operation if one id is missing."""
+        pairs = check_payloads(ids, payloads)
+        shard = self._readable()
+        if shard is None or not pairs:
+            return
+        for start in chunks(len(pairs)):
+            part = pairs[start : start + BATCH]
+            wanted: list[Any] = [i for i, _ in part]
+            present = {int(r.id) for r in self._call(lambda: shard.retrieve(wanted, False, False))}
+            for i, payload in part:
+                if i in present:
+                    self._call(lambda: shard.update(qe.UpdateOperation.overwrite_payload([i], payload)))
+
+    def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        id_list = check_ids(ids)
+        shard = self._readable()
+        if shard is None or not id_list:
+            return {}
+        out: dict[int, dict[str, Any]] = {}
+        for start in chunks(len(id_list)):
+            part: list[Any] = list(id_list[start : start + BATCH])
+            for rec in self._call(lambda: shard.retrieve(part, True, False)):
+                out[int(rec.id)] = dict(rec.payload or {})
+        return out
+
+    def facets(self, key: str, where: PointFilter | None = None, limit: int = 100) -> list[tuple[str, int]]:
+        check_facet_key(key)
+        shard = self._readable()
+        if shard is None or limit <= 0 or (where is not None and where.matches_nothing()):
+            return []
+        request = qe.FacetRequest(key, limit=limit, exact=True, filter=_edge_filter(where))
+        response = self._call(lambda: shard.facet(request))
+        return sort_facets([(h.value, h.count) for h in response.hits], limit)
 
     def get_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         id_list = check_ids(ids)
@@ -191,6 +247,16 @@ class EdgeVectorStore:
 
     # ---- internals -------------------------------------------------------------------------------
 
+    def _ensure_indexes(self, shard: qe.EdgeShard) -> None:
+        """Create the payload indexes a filter needs where missing (or of another type): indexing
+        is a pass over every point, so an index already there is not built again."""
+        have = {name: info.data_type for name, info in self._call(shard.info).payload_schema.items()}
+        wanted = [(f, qe.PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]
+        wanted += [(f, qe.PayloadSchemaType.Float) for f in FLOAT_FIELDS]
+        for field, kind in wanted:
+            if have.get(field) != kind:
+                self._call(lambda: shard.update(qe.UpdateOperation.create_field_index(field, kind)))
+
     def _shard_exists(self) -> bool:
         """Edge writes its config on create; a non-empty segments/ alone also counts as a shard."""
         segments = self._path / "segments"
@@ -251,3 +317,18 @@ class EdgeVectorStore:
         if shard is None:
             raise RuntimeError("EdgeVectorStore.ensure(dim) must be called before upsert")
         return shard
+
+
+def _edge_filter(where: PointFilter | None) -> qe.Filter | None:
+    """The Edge filter for `where`; None (no filter at all) when it filters nothing."""
+    if where is None or where.is_empty():
+        return None
+    must: list[Any] = []
+    if where.folders:
+        must.append(qe.FieldCondition(key="dirs", match=qe.MatchAny(any=list(where.folders))))
+    if where.cameras is not None:
+        must.append(qe.FieldCondition(key="camera", match=qe.MatchAny(any=list(where.cameras))))
+    if where.date_from is not None or where.date_until is not None:
+        span = qe.RangeFloat(gte=where.date_from, lt=where.date_until)
+        must.append(qe.FieldCondition(key="date", range=span))
+    return qe.Filter(must=must)

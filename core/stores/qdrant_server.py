@@ -4,10 +4,16 @@ Writes use `wait=True`, so a call returns only once the server has applied the o
 put it in its own WAL; `flush()` therefore has nothing left to do. Connection and HTTP failures
 become StoreError naming the URL, because the usual cause is a server that is not running or a
 wrong --qdrant-url / --qdrant-api-key.
+
+Filters run on the server as payload filters over the indexes `ensure` creates; the server plans
+them like Edge does (exact over the matching points when few pass, filtered HNSW otherwise).
+An in-process `QdrantClient(":memory:")` has no payload indexes and filters by brute force, which
+gives the same answers.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -19,11 +25,17 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from imgsearch.errors import ConfigError, StoreError, StoreMismatchError
 from imgsearch.stores.vectors import (
     BATCH,
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    PointFilter,
     check_batch,
+    check_facet_key,
     check_ids,
+    check_payloads,
     check_query,
     chunks,
     mismatch_message,
+    sort_facets,
     unit,
 )
 
@@ -70,12 +82,12 @@ class ServerVectorStore:
                     self._collection,
                     vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
                 )
-                self._dim = dim
-                return
-            have, have_text = self._stored_dim(client)
-        if have != dim:
-            raise StoreMismatchError(mismatch_message(self.location, have_text, dim))
-        self._dim = dim
+            else:
+                have, have_text = self._stored_dim(client)
+                if have != dim:
+                    raise StoreMismatchError(mismatch_message(self.location, have_text, dim))
+            self._dim = dim
+            self._ensure_indexes(client)
 
     def upsert(
         self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]] | None = None
@@ -102,15 +114,69 @@ class ServerVectorStore:
             selector = models.PointIdsList(points=list(id_list[start : start + BATCH]))
             self._run(lambda: client.delete(self._collection, points_selector=selector, wait=True))
 
-    def search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
+    def search(
+        self, vector: np.ndarray, limit: int, where: PointFilter | None = None
+    ) -> list[tuple[int, float]]:
         client, dim = self._live(), self._known_dim()
         if dim is None or limit <= 0:
             return []
         query = check_query(vector, dim, self.location)
+        if where is not None and where.matches_nothing():
+            return []
+        flt = _server_filter(where)
         response = self._run(
-            lambda: client.query_points(self._collection, query=query, limit=limit, with_payload=False)
+            lambda: client.query_points(
+                self._collection, query=query, query_filter=flt, limit=limit, with_payload=False
+            )
         )
         return [(int(p.id), float(p.score)) for p in response.points]
+
+    def set_payload(self, ids: Sequence[int], payloads: Sequence[dict[str, Any]]) -> None:
+        """One request per batch of per-point overwrites, for the ids found first: the server
+        fails the whole batch on a missing id (a point deleted in between still does that)."""
+        pairs = check_payloads(ids, payloads)
+        client = self._live()
+        if not pairs or self._known_dim() is None:
+            return
+        for start in chunks(len(pairs)):
+            part = pairs[start : start + BATCH]
+            wanted = [i for i, _ in part]
+            found = self._run(
+                lambda: client.retrieve(self._collection, wanted, with_payload=False, with_vectors=False)
+            )
+            present = {int(r.id) for r in found}
+            operations = [
+                models.OverwritePayloadOperation(overwrite_payload=models.SetPayload(payload=p, points=[i]))
+                for i, p in part
+                if i in present
+            ]
+            if operations:
+                self._run(lambda: client.batch_update_points(self._collection, operations, wait=True))
+
+    def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        id_list = check_ids(ids)
+        client = self._live()
+        if not id_list or self._known_dim() is None:
+            return {}
+        out: dict[int, dict[str, Any]] = {}
+        for start in chunks(len(id_list)):
+            part = list(id_list[start : start + BATCH])
+            records = self._run(
+                lambda: client.retrieve(self._collection, part, with_payload=True, with_vectors=False)
+            )
+            out.update((int(r.id), dict(r.payload or {})) for r in records)
+        return out
+
+    def facets(self, key: str, where: PointFilter | None = None, limit: int = 100) -> list[tuple[str, int]]:
+        check_facet_key(key)
+        client = self._live()
+        if self._known_dim() is None or limit <= 0 or (where is not None and where.matches_nothing()):
+            return []
+        flt = _server_filter(where)
+        response = self._run(
+            lambda: client.facet(self._collection, key, facet_filter=flt, limit=limit, exact=True)
+        )
+        return sort_facets([(str(h.value), h.count) for h in response.hits], limit)
 
     def get_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         id_list = check_ids(ids)
@@ -191,6 +257,20 @@ class ServerVectorStore:
                     self._dim = self._stored_dim(client)[0]
         return self._dim
 
+    def _ensure_indexes(self, client: QdrantClient) -> None:
+        """Create the payload indexes a filter needs where missing: the server indexes existing
+        points in the background, and re-creating one would make it build it all again."""
+        have = client.get_collection(self._collection).payload_schema
+        wanted: list[tuple[str, models.PayloadSchemaType]] = [
+            (f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS
+        ] + [(f, models.PayloadSchemaType.FLOAT) for f in FLOAT_FIELDS]
+        for field, kind in wanted:
+            if field in have and have[field].data_type == kind:
+                continue
+            with warnings.catch_warnings():  # the in-process client says it has no such indexes
+                warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+                client.create_payload_index(self._collection, field, field_schema=kind, wait=True)
+
     def _stored_dim(self, client: QdrantClient) -> tuple[int | None, str]:
         """(size, description) of the collection's unnamed cosine vector; size None if it has none."""
         params = client.get_collection(self._collection).config.params.vectors
@@ -236,3 +316,18 @@ def _describe(client: QdrantClient | None) -> str:
         if options.get(key):
             return str(options[key])
     return "a Qdrant client"
+
+
+def _server_filter(where: PointFilter | None) -> models.Filter | None:
+    """The server filter for `where`; None (no filter at all) when it filters nothing."""
+    if where is None or where.is_empty():
+        return None
+    must: list[models.Condition] = []
+    if where.folders:
+        must.append(models.FieldCondition(key="dirs", match=models.MatchAny(any=list(where.folders))))
+    if where.cameras is not None:
+        must.append(models.FieldCondition(key="camera", match=models.MatchAny(any=list(where.cameras))))
+    if where.date_from is not None or where.date_until is not None:
+        span = models.Range(gte=where.date_from, lt=where.date_until)
+        must.append(models.FieldCondition(key="date", range=span))
+    return models.Filter(must=must)

@@ -32,6 +32,12 @@ class FileRow(Base):
     # Why the file was skipped (one line); NULL for a usable image.
     error: Mapped[str | None] = mapped_column(Text)
     indexed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The date the picture is filed under (`imgsearch.dates.picture_date`: EXIF, else the file's
+    # mtime), where it came from ("exif" | "file"), and the camera (EXIF "Make Model"). NULL date
+    # on an indexed row: an index older than these columns, still to be backfilled.
+    date: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    date_source: Mapped[str | None] = mapped_column(String(8))
+    camera: Mapped[str | None] = mapped_column(Text, index=True)
 
 
 class MetaRow(Base):

@@ -10,12 +10,17 @@ Conventions both backends honour (the contract tests in tests/stores check them)
 * Qdrant normalises vectors on insert for cosine, so `get_vectors` returns the *L2-normalised*
   vector (float32, zero vectors stay zero), never the raw one that was upserted.
 * Ids are the catalog's non-negative ints below 2**63; upserting an id again replaces the point.
+* Every point carries `point_payload(...)`: its file's sha256, the folders above it (`dirs`), its
+  date and camera. `ensure` indexes `dirs`, `camera` (keyword) and `date` (float), so a
+  `PointFilter` runs inside the engine, before ranking: a filter that 1 % of the points pass still
+  fills the page, instead of the 1 % of a page that filtering the hits afterwards would leave.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -28,13 +33,68 @@ if TYPE_CHECKING:
 MAX_ID = 2**63  # exclusive; the catalog's ids are SQLite INTEGERs, Qdrant accepts u64
 BATCH = 512  # points per request: keeps server requests and Edge WAL records small
 
+# The payload fields a PointFilter reads and the index each one gets. Keyword indexes serve both
+# matching and facet counts; `date` is a float (epoch seconds) so ranges are half-open.
+KEYWORD_FIELDS = ("dirs", "camera")
+FLOAT_FIELDS = ("date",)
+
+
+@dataclass(frozen=True)
+class PointFilter:
+    """Which points a search may return; fields AND together, an empty/None field does not filter.
+
+    * `folders`: any of these folder subtrees, as absolute paths; a point matches when one of them
+      is among its `dirs`. A trailing slash is dropped, and "/" (every point) drops the condition.
+    * `date_from` / `date_until`: epoch seconds, from inclusive, until exclusive.
+    * `cameras`: exact camera keys; None means no camera filter, () matches nothing.
+
+    A point lacking a field (no date, no camera) never passes a filter on that field.
+    """
+
+    folders: tuple[str, ...] = ()
+    date_from: float | None = None
+    date_until: float | None = None
+    cameras: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        folders = tuple(str(f).rstrip("/") or "/" for f in self.folders)
+        object.__setattr__(self, "folders", () if "/" in folders else folders)
+        if self.cameras is not None:
+            object.__setattr__(self, "cameras", tuple(str(c) for c in self.cameras))
+        for name in ("date_from", "date_until"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, float(value))
+
+    def is_empty(self) -> bool:
+        """True when nothing is filtered (a search may skip the filter altogether)."""
+        dates = (self.date_from, self.date_until)
+        return not self.folders and dates == (None, None) and self.cameras is None
+
+    def matches_nothing(self) -> bool:
+        """True when no point can pass, so a backend can answer without asking the engine."""
+        if self.cameras == ():
+            return True
+        start, until = self.date_from, self.date_until
+        return start is not None and until is not None and start >= until
+
+
+def point_payload(path: str, sha256: str, date: float | None, camera: str | None) -> dict[str, Any]:
+    """The payload every point carries: `dirs` lists each folder above `path` from the top
+    ("/a", "/a/b" for "/a/b/c.jpg", never "/"), so a folder filter is one keyword match."""
+    parents = PurePosixPath(path).parents
+    dirs = [str(d) for d in reversed(parents) if str(d) not in ("/", ".")]
+    return {"sha256": sha256, "dirs": dirs, "date": None if date is None else float(date), "camera": camera}
+
 
 @runtime_checkable
 class VectorStore(Protocol):
     """What the indexer and searcher may ask of a vector store."""
 
     def ensure(self, dim: int) -> None:
-        """Create the collection/shard if missing; raise StoreMismatchError if it holds another size."""
+        """Create the collection/shard if missing; raise StoreMismatchError if it holds another size.
+        Also create any missing payload index (KEYWORD_FIELDS, FLOAT_FIELDS), so a store made
+        before filters existed gets them when it is next opened; existing ones are left alone."""
         ...
 
     def upsert(
@@ -47,8 +107,26 @@ class VectorStore(Protocol):
         """Remove these ids; ids that are not there are ignored."""
         ...
 
-    def search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
-        """The `limit` nearest ids with their cosine similarity, best first."""
+    def search(
+        self, vector: np.ndarray, limit: int, where: PointFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """The `limit` nearest ids with their cosine similarity, best first, among the points
+        `where` lets through (None or an empty filter: all). The filter runs in the engine, so
+        the answer has min(limit, points that pass) hits however few points pass."""
+        ...
+
+    def set_payload(self, ids: Sequence[int], payloads: Sequence[dict[str, Any]]) -> None:
+        """Replace each point's whole payload (a moved file's new `dirs`, a backfill of old
+        points); vectors and indexes stay as they are, ids not in the store are ignored."""
+        ...
+
+    def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Stored payloads by id; missing ids are simply absent."""
+        ...
+
+    def facets(self, key: str, where: PointFilter | None = None, limit: int = 100) -> list[tuple[str, int]]:
+        """Exact counts of the values of a keyword field ("dirs" or "camera", else ValueError) among
+        the points `where` lets through: at most `limit`, most common first, ties by value."""
         ...
 
     def get_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
@@ -160,6 +238,28 @@ def check_query(vector: np.ndarray, dim: int, where: str) -> list[float]:
     if flat.shape[0] != dim:
         raise StoreMismatchError(mismatch_message(where, f"{dim}-dimensional vectors", flat.shape[0]))
     return flat.tolist()
+
+
+def check_payloads(
+    ids: Sequence[int], payloads: Sequence[dict[str, Any]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """(id, payload) pairs for set_payload, validated like an upsert batch; the last one per id wins."""
+    id_list = check_ids(ids)
+    payload_list = [dict(p) for p in payloads]
+    if len(payload_list) != len(id_list):
+        raise ValueError(f"{len(payload_list)} payloads for {len(id_list)} ids")
+    return list(dict(zip(id_list, payload_list)).items())
+
+
+def check_facet_key(key: str) -> None:
+    """Only keyword-indexed fields can be counted by both backends (Edge needs the index)."""
+    if key not in KEYWORD_FIELDS:
+        raise ValueError(f"cannot count values of {key!r}; facets exist for {', '.join(KEYWORD_FIELDS)}")
+
+
+def sort_facets(hits: Sequence[tuple[str, int]], limit: int) -> list[tuple[str, int]]:
+    """Most common first, ties by value: the engines order ties each their own way."""
+    return sorted(((str(v), int(n)) for v, n in hits), key=lambda h: (-h[1], h[0]))[:limit]
 
 
 def unit(values: Sequence[float]) -> np.ndarray:

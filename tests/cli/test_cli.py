@@ -64,10 +64,13 @@ def test_cold_no_rerank_query_loads_no_torch_and_agrees(indexed: Path, tmp_path:
     cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert cold.returncode == 0, cold.stderr
     assert cold.stderr.strip().endswith("NO TORCH")
-    from imgsearch.searcher import run_query
+    from imgsearch.library.local import LocalIndex
+    from imgsearch.models import Models
+    from imgsearch.searcher.request import SearchRequest, words
     from imgsearch.settings import Settings
 
-    full = run_query(Settings(), "a blue square", rerank_k=0)
+    with LocalIndex(Settings(), models=Models(Settings())) as idx:  # torch, not the export
+        full = idx.search(SearchRequest((words("a blue square"),), rerank_k=0))
     light = json.loads(cold.stdout)
     assert [h["path"] for h in light][:3] == [h.path for h in full][:3]
     assert max(abs(a["clip_score"] - b.clip_score) for a, b in zip(light, full)) < 0.02

@@ -8,7 +8,8 @@ from pathlib import Path
 from qdrant_client import QdrantClient
 
 from imgsearch.indexer import run_index
-from imgsearch.searcher import run_query
+from imgsearch.library.local import LocalIndex
+from imgsearch.searcher.request import SearchRequest, words
 from imgsearch.settings import Settings
 
 
@@ -24,6 +25,7 @@ def test_index_and_query_through_a_qdrant_server_api(tiny_settings: Settings, sh
     victim.unlink()
     assert run_index(tiny_settings, [shapes_folder], client=client).removed == 1
     assert client.count(tiny_settings.collection).count == 11
-    hits = run_query(tiny_settings, "a red circle", limit=5, rerank_k=5, client=client)
+    with LocalIndex(tiny_settings, client=client) as idx:
+        hits = idx.search(SearchRequest((words("a red circle"),), limit=5, rerank_k=5))
     assert len(hits) == 5 and all(Path(h.path).exists() for h in hits)
     assert str(victim) not in {h.path for h in hits}

@@ -140,6 +140,26 @@ def test_the_index_follows_the_folders(service: tuple[Service, Path], tmp_path: 
     wait_for(lambda: svc.settled(expected), "files moved out and deleted", 15)
 
 
+def test_a_root_deleted_and_created_again_is_watched_again(
+    service: tuple[Service, Path], tmp_path: Path,
+) -> None:
+    """The watch of a deleted root ends with it (as with an unmounted drive); once a folder is
+    back in its place the service watches it again and indexes what it holds, without a restart."""
+    svc, photos = service
+    spare = tmp_path / "spare"
+    make_shapes(spare, 2, seed=5)
+    first, second = sorted(p for p in spare.iterdir() if p.suffix != ".json")
+    shutil.rmtree(photos)
+    wait_for(lambda: svc.settled(set()), "the deleted files to leave the index")
+    photos.mkdir()
+    shutil.copy(first, photos / first.name)  # while no watch may be armed yet
+    wait_for(lambda: svc.settled({str(photos / first.name)}), "the re-created folder's file", 60)
+    shutil.copy(second, photos / second.name)  # and events flow again
+    wait_for(lambda: svc.settled({str(photos / first.name), str(photos / second.name)}),
+             "a file added to the re-created folder", 60)
+    assert "watching " + str(photos) + " again" in (svc.folder / "service.log").read_text()
+
+
 def test_cli_goes_through_the_service_and_queries_answer_while_it_indexes(
     service: tuple[Service, Path], tmp_path: Path,
 ) -> None:

@@ -58,10 +58,14 @@ def test_a_failed_export_writes_nothing_and_says_why(clip, tmp_path: Path, caplo
 
 def test_a_damaged_export_falls_back_to_the_full_query(tmp_path: Path, shapes_folder: Path) -> None:
     from imgsearch.indexer import run_index
-    from imgsearch.searcher.light import query_without_torch
+    from imgsearch.library.local import LocalIndex
+    from imgsearch.searcher.request import SearchRequest, words
 
     settings = Settings(home=tmp_path / "home", models="tiny")
     run_index(settings, [shapes_folder], captions=False)
-    assert query_without_torch(settings, "a red circle", limit=3)  # the export works
+    request = SearchRequest((words("a red circle"),), limit=3, rerank_k=0)
+    with LocalIndex(settings) as idx:
+        assert len(idx.search(request)) == 3 and idx._models is None  # the export answered
     (export_folder(settings.index_dir) / "text.onnx").write_bytes(b"not a model")
-    assert query_without_torch(settings, "a red circle", limit=3) is None
+    with LocalIndex(settings) as idx:
+        assert len(idx.search(request)) == 3 and idx._models is not None  # CLIP loaded instead

@@ -36,7 +36,7 @@ def test_search_returns_ranked_hits_with_scores_and_links(client: TestClient, en
     assert scores == sorted(scores, reverse=True)
     first = hits[0]
     assert first["itm_score"] is not None and first["clip_score"] is not None
-    assert first["thumbnail"] == f"/api/images/{first['id']}/thumbnail"
+    assert set(first) >= {"id", "path", "folder", "name", "date", "date_source", "camera", "taken_at", "size"}
     assert first["folder"] == str(engine[1]) and first["name"] == os.path.basename(first["path"])
     no_rerank = client.get("/api/search", params={"q": "a red circle", "limit": 5, "rerank_k": 0}).json()["hits"]
     assert all(h["itm_score"] is None for h in no_rerank)
@@ -109,3 +109,29 @@ def test_thumbnails_of_contents_no_longer_indexed_are_pruned(client: TestClient,
     assert made
     assert prune(folder, eng.stores.catalog.content_hashes()) == 0 and set(folder.glob("*/*.webp")) == made
     assert prune(folder, set()) == len(made) and not list(folder.glob("*/*.webp"))
+
+
+def test_facets_count_the_roots_their_folders_and_cameras(engine) -> None:
+    from types import SimpleNamespace
+
+    folder = engine[1]
+    worker = SimpleNamespace(roots=SimpleNamespace(paths=[folder.parent]))
+    app = create_app(engine[0], Access.for_bind("127.0.0.1", 7861, SECRET), worker)  # type: ignore[arg-type]
+    facets = TestClient(app, base_url=BASE).get("/api/facets").json()
+    assert facets["roots"] == [{"path": str(folder.parent), "count": 16}]
+    assert {"path": str(folder), "count": 16} in facets["folders"]
+    assert facets["cameras"] == []  # the shapes pictures carry no EXIF
+
+
+def test_search_takes_filters_and_pictures(client: TestClient, engine) -> None:
+    import base64
+
+    some = sorted(engine[1].glob("img*"))[3]
+    body = {"terms": [{"kind": "image", "text": "x", "data": base64.b64encode(some.read_bytes()).decode()}],
+            "folders": [str(engine[1])], "limit": 3, "rerank_k": 0}
+    hits = client.post("/api/search", json=body).json()["hits"]
+    assert hits[0]["path"] == str(some) and len(hits) == 3
+    listed = client.get("/api/search", params={"in": str(engine[1]), "limit": 4, "sort": "oldest"}).json()["hits"]
+    assert len(listed) == 4 and all(h["score"] is None for h in listed)
+    assert client.get("/api/search", params={"in": "/nowhere", "q": "a star"}).json()["hits"] == []
+    assert client.post("/api/search", json={"terms": [{"kind": "image", "data": "%%%"}]}).status_code == 422

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from imgsearch.errors import StoreMismatchError
-from imgsearch.stores.catalog import HEAD_REVISION, NewFile, alembic_config, open_catalog
+from imgsearch.stores.catalog import HEAD_REVISION, Catalog, NewFile, alembic_config, open_catalog
 from imgsearch.stores.schema import Base
 
 
@@ -21,7 +23,7 @@ def test_migrations_from_empty_build_what_the_models_describe(tmp_path: Path) ->
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
-        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == HEAD_REVISION
         assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
     assert {"files", "meta"} <= set(inspect(engine).get_table_names())
 
@@ -61,3 +63,86 @@ def test_a_new_captioner_drops_old_captions(tmp_path: Path) -> None:
     assert cat.get([fid])[fid].caption == "a red star"
     assert cat.adopt_captioner("cap#2") is True
     assert cat.get([fid])[fid].caption is None
+
+
+def test_a_0001_catalog_upgrades_on_open_keeping_its_rows(tmp_path: Path) -> None:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    command.upgrade(alembic_config(url), "0001")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "insert into files (path, size, mtime_ns, sha256, width, height, taken_at, has_vector, caption)"
+            " values ('/p/a.jpg', 10, 1, 'aa', 4, 3, '2020-05-06 07:08:09.000000', 1, 'a cat'),"
+            " ('/p/b.jpg', 20, 2, 'bb', 5, 6, null, 1, null)")
+        conn.exec_driver_sql("insert into meta (key, value) values ('clip_model', 'A')")
+    engine.dispose()
+    cat = open_catalog(url)
+    assert cat.meta() == {"clip_model": "A"} and cat.vector_ids() == {1, 2}
+    a = cat.get([1])[1]
+    assert (a.path, a.caption, a.taken_at) == ("/p/a.jpg", "a cat", datetime(2020, 5, 6, 7, 8, 9))
+    assert (a.date, a.date_source, a.camera) == (None, None, None)
+    assert [f.id for f in cat.needs_backfill(10)] == [1, 2]
+    cat.set_dates({1: (datetime(2020, 5, 6, 7, 8, 9), "exif", "Canon EOS 5D"),
+                   99: (datetime(2000, 1, 1), "file", None)})  # a row gone meanwhile is no error
+    assert [f.id for f in cat.needs_backfill(10)] == [2]
+    assert cat.get([1])[1].camera == "Canon EOS 5D"
+    cat.close()
+    with create_engine(url).connect() as conn:
+        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == HEAD_REVISION
+
+
+def _library(tmp_path: Path) -> tuple[Catalog, dict[str, int]]:
+    """Six indexed pictures over three folders, three cameras and three years, plus one pending
+    and one skipped row that no listing shows."""
+    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    rows = [
+        ("/p/2019/a.jpg", datetime(2019, 6, 1), "Canon EOS 5D"),
+        ("/p/2019/b.jpg", datetime(2019, 6, 1), "Canon EOS R5"),  # same moment as a: id decides
+        ("/p/2020/c.jpg", datetime(2020, 1, 1), "NIKON D750"),
+        ("/p/2020/sub/d.jpg", datetime(2020, 12, 31, 23, 59), None),
+        ("/p/20201/e.jpg", datetime(2021, 3, 3), "Apple iPhone 12"),  # "/p/2020" is not its folder
+        ("/p/100%_x/f.jpg", datetime(2018, 1, 1), "canon powershot"),
+    ]
+    ids = cat.put_pending([NewFile(p, 1, 1, f"{i:064x}", 4, 3, None, None, d, "exif", c)
+                           for i, (p, d, c) in enumerate(rows)])
+    cat.mark_vectors(ids)
+    pending = NewFile("/p/2019/pending.jpg", 1, 1, "f" * 64, 4, 3, None, None, datetime(2019, 6, 2), "file")
+    cat.put_pending([pending])
+    cat.record_skip("/p/2019/broken.jpg", 1, 1, "truncated file")
+    return cat, dict(zip([Path(p).stem for p, _, _ in rows], ids))
+
+
+def test_listing_filters_in_sql_and_orders_by_date(tmp_path: Path) -> None:
+    cat, ids = _library(tmp_path)
+    names = {v: k for k, v in ids.items()}
+
+    def listing(
+        folders: Sequence[str] = (), start: datetime | None = None, until: datetime | None = None,
+        cameras: Sequence[str] | None = None, newest: bool = True, limit: int = 50, offset: int = 0,
+    ) -> str:
+        """The listing as the letters of its files' names, in order."""
+        found = cat.listing(folders, start, until, cameras, newest, limit, offset)
+        return "".join(names[f.id] for f in found)
+
+    assert listing() == "edcbaf"
+    assert listing(newest=False) == "fabcde"
+    assert listing(limit=2, offset=1) == "dc" and listing(limit=2, offset=5) == "f"
+    assert listing(["/p/2020"]) == "dc" and listing(["/p/2020/"]) == "dc"
+    assert listing(["/p/2020/sub", "/p/2019"]) == "dba" and listing(["/"]) == "edcbaf"
+    assert listing(["/p/100%_x"]) == "f" and listing(["/p/2019/a.jpg"]) == ""
+    assert listing(start=datetime(2019, 6, 1), until=datetime(2020, 12, 31, 23, 59)) == "cba"
+    assert listing(cameras=["Canon EOS 5D", "NIKON D750"]) == "ca" and listing(cameras=[]) == ""
+    assert listing(["/p"], datetime(2019, 1, 1), datetime(2021, 1, 1), ["Canon EOS R5"], False) == "b"
+    info = cat.listing([], None, None, ["NIKON D750"], True, 1, 0)[0]
+    assert (info.path, info.date, info.date_source, info.camera) == (
+        "/p/2020/c.jpg", datetime(2020, 1, 1), "exif", "NIKON D750")
+
+
+def test_cameras_like_gives_the_exact_keys_a_word_stands_for(tmp_path: Path) -> None:
+    cat, _ = _library(tmp_path)
+    assert cat.cameras_like("canon") == ["Canon EOS 5D", "Canon EOS R5", "canon powershot"]
+    assert cat.cameras_like("EOS r") == ["Canon EOS R5"]
+    assert cat.cameras_like("%") == [] and cat.cameras_like("leica") == []
+    assert len(cat.cameras_like("")) == 5

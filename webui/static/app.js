@@ -24,14 +24,6 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-/** Only URLs of this origin (the API's image URLs) ever reach src or href. */
-function sameOrigin(url) {
-  try {
-    const u = new URL(url, location.href);
-    return u.origin === location.origin ? u.pathname + u.search : "";
-  } catch { return ""; }
-}
-
 async function api(url, options = {}) {
   const response = await fetch(url, { credentials: "same-origin", ...options });
   let body = null;
@@ -144,11 +136,14 @@ function scoreText(hit) {
     .join(" · ");
 }
 
+// Images are addressed by catalog id only (the hit's one JSON shape carries no URLs).
+const imageUrl = (hit, what) => `api/images/${encodeURIComponent(hit.id)}/${what}`;
+
 function card(hit, index) {
   const scores = scoreText(hit);
-  const link = el("a", { class: "card", href: sameOrigin(hit.original), title: hit.path },
+  const link = el("a", { class: "card", href: imageUrl(hit, "original"), title: hit.path },
     el("div", { class: "thumb" },
-      el("img", { src: sameOrigin(hit.thumbnail), alt: hit.caption || hit.name, loading: "lazy",
+      el("img", { src: imageUrl(hit, "thumbnail"), alt: hit.caption || hit.name, loading: "lazy",
                   decoding: "async", width: 152, height: 152 })),
     el("span", { class: "caption" }, hit.caption || hit.name),
     el("span", { class: "folder" }, el("bdi", {}, hit.folder)),
@@ -178,7 +173,7 @@ function bytes(n) {
 }
 
 function when(hit) {
-  const [label, iso] = hit.taken_at ? ["taken", hit.taken_at] : ["modified", hit.modified];
+  const [label, iso] = [hit.date_source === "exif" ? "taken" : "modified", hit.date];
   if (!iso) return "unknown";
   const date = new Date(iso);
   return `${Number.isNaN(date.getTime()) ? iso : date.toLocaleString()} (${label})`;
@@ -193,7 +188,7 @@ function openViewer(index) {
   if (!hit) return;
   current = index;
   const img = $("viewer-img");
-  img.src = sameOrigin(hit.original);
+  img.src = imageUrl(hit, "original");
   img.alt = hit.caption || hit.name;
   $("viewer-caption").textContent = hit.caption || hit.name;
   $("viewer-path").value = hit.path;
@@ -201,7 +196,7 @@ function openViewer(index) {
   $("viewer-size").textContent = [dims, bytes(hit.size)].filter(Boolean).join(" · ") || "unknown";
   $("viewer-date").textContent = when(hit);
   $("viewer-scores").textContent = scoreText(hit) || "—";
-  $("viewer-original").href = sameOrigin(hit.original);
+  $("viewer-original").href = imageUrl(hit, "original");
   $("viewer-prev").disabled = index === 0;
   $("viewer-next").disabled = index === hits.length - 1;
   note();

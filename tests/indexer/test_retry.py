@@ -1,0 +1,100 @@
+"""A file skipped for a reason of the moment (no permission, gone mid-scan) is tried again on the
+next run; one skipped for what it holds stays skipped until it changes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from imgsearch.indexer import index, reader
+from imgsearch.indexer.reader import retry_later
+from imgsearch.models import Models
+from imgsearch.settings import Settings
+from imgsearch.stores import open_stores
+
+
+@pytest.fixture
+def env(tiny_settings: Settings):
+    models = Models(tiny_settings)
+    stores = open_stores(tiny_settings, models.facts(), models.clip.dim)
+    yield stores, models
+    stores.close()
+
+
+@contextmanager
+def unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`path` cannot be opened: a real chmod, except as root (CI), whom no mode stops; then the
+    one function that opens image files fails as the kernel would."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    real = reader.read_file
+
+    def denied(p: Path) -> tuple[bytes, os.stat_result]:
+        if Path(p) == path:
+            raise PermissionError(13, "Permission denied")
+        return real(p)
+
+    with monkeypatch.context() as m:
+        m.setattr(reader, "read_file", denied)
+        yield
+
+
+def test_a_file_made_readable_again_is_indexed_on_the_next_run(env, shapes_folder: Path, monkeypatch) -> None:
+    stores, models = env
+    locked = min(shapes_folder.iterdir())
+    mtime = locked.stat().st_mtime_ns
+    (shapes_folder / "notes.png").write_text("not a picture at all")
+    with unreadable(locked, monkeypatch):
+        first = index([shapes_folder], stores, models, captions=False)
+    reasons = dict(first.skipped)
+    assert reasons[str(locked)] == "unreadable: Permission denied"
+    assert first.embedded == 11
+    assert locked.stat().st_mtime_ns == mtime, "making it readable changed nothing the scan compares"
+
+    again = index([shapes_folder], stores, models, captions=False)
+    assert again.embedded == 1 and again.unchanged == 12, again.skipped
+    assert [p for p, _ in again.skipped] == [], "the corrupt file is not retried while unchanged"
+    notes = str(shapes_folder / "notes.png")
+    assert dict(stores.catalog.skipped()) == {notes: reasons[notes]}
+    assert stores.vectors.count() == stores.catalog.counts().with_vector == 12
+
+
+def test_which_reasons_are_of_the_moment() -> None:
+    assert retry_later("unreadable: Permission denied")
+    assert retry_later("unreadable: Input/output error")
+    assert retry_later("vanished during the scan")
+    assert retry_later("not enough memory to decode")
+    for reason in ("empty file", "corrupt or truncated JPEG file", "not an image (unrecognised content)",
+                   "too many pixels (over 256 MP)", "file too large (2.5 GB)", "absurd dimensions (9000x10)",
+                   "unreadable RAW file (corrupt, or a camera LibRaw does not know)"):
+        assert not retry_later(reason), reason
+
+
+def test_a_file_gone_before_it_is_read_leaves_no_row(env, shapes_folder: Path, monkeypatch) -> None:
+    """Listed by the scan, deleted or moved before it was read (the watch service indexes a file
+    just renamed): nothing to remember of it, and a row for a path that does not exist would
+    stay until the next full rescan."""
+    stores, models = env
+    victim = min(shapes_folder.iterdir())
+    real = reader.read_file
+
+    def vanishing(p: Path) -> tuple[bytes, os.stat_result]:
+        if Path(p) == victim:
+            victim.unlink()
+        return real(p)
+
+    monkeypatch.setattr(reader, "read_file", vanishing)
+    report = index([shapes_folder], stores, models, captions=False)
+    assert report.skipped == [(str(victim), "vanished during the scan")]
+    assert str(victim) not in stores.catalog.files_under([str(shapes_folder)])
+    assert stores.catalog.skipped() == []
