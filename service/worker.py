@@ -164,8 +164,13 @@ class Worker(threading.Thread):
 
     def _scan(self) -> None:
         self._last_scan = time.monotonic()
-        if self.roots.paths:
-            report = self._index(list(self.roots.paths), "scanning")
+        # An empty root that still has images indexed is most likely a mount point whose drive is
+        # unmounted: its images stay (as for a missing root) until it has files again.
+        roots = [r for r in self.roots.paths if not (_empty(r) and self.engine.stores.catalog.ids_under(str(r)))]
+        for root in set(self.roots.paths) - set(roots):
+            log.warning("watched folder %s is empty (an unmounted drive?); its images stay indexed", root)
+        if roots:
+            report = self._index(roots, "scanning")
             log.info("scan: %d seen, %d embedded, %d moved, %d removed, %d skipped", report.seen,
                      report.embedded, report.moved, report.removed, len(report.skipped))
             if not report.cancelled:

@@ -1,6 +1,8 @@
 """The search page in a real browser: Debian's chromium, driven by Playwright, against a real
-`imgsearch watch` over the bundled example collection with the tiny models. What is right is read
-from the example itself (each file is named after its scene's canonical caption), not hard-coded.
+`imgsearch watch` over the bundled example collection with the tiny models (60 pictures, and 6 more
+in a subfolder so the folder filter has something to choose; file times spread over 2018-2023 so
+the date filter has too). What is right is read from the example itself (each file is named after
+its scene's canonical caption, its date is its file time), not hard-coded.
 
 Needs `pip install playwright` and `apt-get install chromium` (no `playwright install`: the
 browser is the system's). With IMGSEARCH_SCREENSHOT set, also writes docs/screenshot-results.png.
@@ -8,7 +10,9 @@ browser is the system's). With IMGSEARCH_SCREENSHOT set, also writes docs/screen
 
 from __future__ import annotations
 
+import base64
 import json
+import mimetypes
 import os
 import re
 import shutil
@@ -19,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +35,8 @@ from imgsearch.shapes.world import parse
 
 READY_S = 120
 QUERY = "a yellow star"
+SUBFOLDER = "more"
+NOT_RUNNING = "The imgsearch service is not running: start it with `imgsearch watch`"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot-results.png"
 
 
@@ -38,6 +45,18 @@ class Service:
     url: str
     photos: Path
     images: int
+
+
+def _spread_dates(photos: Path) -> None:
+    """Noon on the 15th, years 2018-2023 and months all over: the pictures have no EXIF, so their
+    file times are their dates."""
+    for i, f in enumerate(sorted(p for p in photos.rglob("*") if p.is_file())):
+        moment = time.mktime((2018 + i % 6, 1 + (i * 5) % 12, 15, 12, 0, 0, 0, 0, -1))
+        os.utime(f, (moment, moment))
+
+
+def date_of(path: str) -> datetime:
+    return datetime.fromtimestamp(Path(path).stat().st_mtime)
 
 
 def kinds(path: str) -> set[tuple[str, str]]:
@@ -84,7 +103,8 @@ def _wait_ready(proc: subprocess.Popen, service_file: Path, log: Path, pictures:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("browser")
     photos, home, log = root / "photos", root / "home", root / "service.log"
-    pictures = write_examples(photos)
+    pictures = write_examples(photos) + write_examples(photos / SUBFOLDER, count=6, seed=11)
+    _spread_dates(photos)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSEARCH_")}
     env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     command = [sys.executable, "-m", "imgsearch.cli.app", "watch", str(photos), "--home", str(home),
@@ -129,9 +149,11 @@ def page(browser, service: Service):  # Playwright types stay unnamed: it is imp
     problems: list[str] = []
     tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     tab.on("pageerror", lambda e: problems.append(str(e)))
+    tab.expected_errors = []  # patterns of what a test makes fail on purpose (the browser logs it)
     yield tab
     context.close()
-    assert not problems, f"the page logged errors: {problems}"
+    unexpected = [p for p in problems if not any(re.search(e, p) for e in tab.expected_errors)]
+    assert not unexpected, f"the page logged errors: {unexpected}"
 
 
 def cards(page):
@@ -149,25 +171,109 @@ def score_lines(page) -> list[str]:
     return cards(page).locator(".scores").all_text_contents()
 
 
+def cards(page):
+    return page.locator("#results .card")
+
+
+def titles(page) -> list[str]:
+    return cards(page).evaluate_all("cards => cards.map(c => c.title)")
+
+
+def query_of(page) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(page.url).query)
+
+
+def message(page) -> str:
+    return page.locator("#message").text_content()
+
+
+def wait_message(page, text: str) -> None:
+    page.locator("#message", has_text=text).wait_for()
+
+
+def search(page, text: str) -> None:
+    page.goto("/")
+    page.locator("#q").fill(text)
+    page.locator("#q").press("Enter")
+    cards(page).first.wait_for()
+    wait_message(page, "Showing")
+
+
+def retype(page, text: str, wait_for: str) -> None:
+    """A new search in the box, on a page that already shows one."""
+    page.locator("#q").fill(text)
+    page.locator("#q").press("Enter")
+    wait_message(page, wait_for)
+
+
+def score_lines(page) -> list[str]:
+    return cards(page).locator(".scores").all_text_contents()
+
+
+def colour_count(paths: list[str], colour: str) -> int:
+    return sum(any(c == colour for c, _ in kinds(p)) for p in paths)
+
+
+def example(service: Service, index: int) -> Path:
+    return sorted(p for p in service.photos.iterdir() if p.is_file())[index]
+
+
+def give_picture(page, path: Path, how: str) -> None:
+    """Paste a picture, or drop it onto the page, as a browser does: a File in a DataTransfer."""
+    page.evaluate("""([data, name, type, how]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, { type }));
+        const init = { bubbles: true, cancelable: true };
+        if (how === "paste") {
+            document.dispatchEvent(new ClipboardEvent("paste", { ...init, clipboardData: transfer }));
+        } else {
+            const drop = new DragEvent("drop", { ...init, dataTransfer: transfer });
+            document.querySelector("main").dispatchEvent(drop);
+        }
+    }""", [base64.b64encode(path.read_bytes()).decode(), path.name, mimetypes.guess_type(path.name)[0],
+           how])
+
+
+def page_through(page) -> None:
+    """Press "more" until every result is shown (the window nearing it loads pages as well)."""
+    for _ in range(40):
+        if page.locator("#more").is_hidden():
+            return
+        before = cards(page).count()
+        page.evaluate("document.querySelector('#more').click()")
+        page.wait_for_function("n => document.querySelectorAll('#results .card').length > n"
+                               " || document.querySelector('#more').hidden", arg=before)
+    pytest.fail("still more results after 40 pages")
+
+
 def test_words_put_a_yellow_star_first_and_the_url_carries_the_search(page, service: Service) -> None:
     search(page, QUERY)
     first = cards(page).first
     path = first.get_attribute("title")
     assert ("yellow", "star") in kinds(path), f"first result {path} is no yellow star"
-    assert Path(path).parent == service.photos
-    assert first.locator(".folder").text_content() == str(service.photos)
+    assert service.photos in Path(path).parents
+    assert first.locator(".folder").text_content() == str(Path(path).parent)
     assert first.locator(".caption").text_content().strip()
+    assert first.locator("img").get_attribute("alt") == ""  # the caption is written right below it
     assert "ITM" in first.locator(".scores").text_content()  # reranked by default
-    params = parse_qs(urlsplit(page.url).query)
-    assert params["q"] == [QUERY] and params["rerank"] == ["1"]
-    assert int(params["n"][0]) >= cards(page).count() > 1
+    # the overlay keeps each "label value" on one line
+    assert set(first.locator(".scores .pair").evaluate_all(
+        "pairs => pairs.map(p => getComputedStyle(p).whiteSpace)")) == {"nowrap"}
+    params = query_of(page)
+    assert params["q"] == [QUERY] and params["rerank"] == ["1"] and params["n"] == ["40"]
+    assert cards(page).count() == 40 < service.images  # one page; more below
+    assert message(page).startswith("Showing 40 results for “a yellow star”")
+    assert page.locator("#more").is_visible()
     # only the API's own image URLs, and the first thumbnail really loaded
     for src in cards(page).locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))"):
         assert re.fullmatch(r"api/images/\d+/thumbnail", src), src  # relative, as every API call of the page
     page.wait_for_function("() => document.querySelector('#results img').naturalWidth > 0")
-    # the status line shows the service's counts
+    # the status line shows the service's counts; the example pictures have no camera: no camera filter
     counts = f"{service.images} pictures"
     page.wait_for_function(f"() => document.querySelector('#status-text').textContent.includes('{counts}')")
+    assert page.locator("#camera-filter").is_hidden()
+    assert page.locator("#folders").is_visible()
     if os.environ.get("IMGSEARCH_SCREENSHOT"):
         page.wait_for_function("() => [...document.querySelectorAll('#results img')].slice(0, 14)"
                                ".every(i => i.complete && i.naturalWidth > 0)")
@@ -181,8 +287,9 @@ def test_a_bookmarked_search_opens_with_the_keyboard_alone(page, service: Servic
     cards(page).first.wait_for()
     assert page.locator("#q").input_value() == QUERY
     assert page.locator("#n").input_value() == "30"
+    assert cards(page).count() == 30
     page.locator("#q").focus()
-    for _ in range(10):  # Tab from the search box reaches the first result
+    for _ in range(20):  # Tab from the search box, over the filters, reaches the first result
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.dataset.index") == "0":
             break
@@ -193,6 +300,10 @@ def test_a_bookmarked_search_opens_with_the_keyboard_alone(page, service: Servic
     viewer = page.locator("#viewer")
     viewer.wait_for(state="visible")
     assert page.locator("#viewer-path").input_value() == paths[0]
+    assert page.locator("#viewer-name").text_content() == Path(paths[0]).name
+    # the path box shows the end of the path (the file name), not its start
+    assert page.evaluate("(() => { const p = document.querySelector('#viewer-path');"
+                         " return p.scrollLeft + p.clientWidth >= p.scrollWidth - 1; })()")
     assert page.locator("#viewer-img").get_attribute("src") == cards(page).first.get_attribute("href")
     assert re.search(r"\d+ × \d+ px", page.locator("#viewer-size").text_content())
     page.keyboard.press("ArrowRight")
@@ -204,18 +315,212 @@ def test_a_bookmarked_search_opens_with_the_keyboard_alone(page, service: Servic
     assert page.evaluate("document.activeElement.dataset.index") == "0"
 
 
-def test_more_like_this_starts_with_the_picture_or_its_kind(page, service: Service) -> None:
+def test_back_closes_the_large_view_and_keeps_the_search(page, service: Service) -> None:
+    search(page, QUERY)
+    url, shown = page.url, titles(page)
+    cards(page).nth(2).click()
+    viewer = page.locator("#viewer")
+    viewer.wait_for(state="visible")
+    assert page.url == url
+    page.go_back()  # a phone's Back button
+    viewer.wait_for(state="hidden")
+    assert page.url == url and titles(page) == shown
+    page.go_forward()  # and Forward opens it again
+    viewer.wait_for(state="visible")
+    assert page.locator("#viewer-path").input_value() == shown[2]
+    page.locator("#viewer-close").click()
+    viewer.wait_for(state="hidden")
+    assert page.url == url
+    page.go_back()  # the view took its history entry with it: Back now leaves the search
+    wait_message(page, "Describe the picture")
+    assert page.locator("#q").input_value() == "" and cards(page).count() == 0
+
+
+def test_a_minus_word_leaves_pictures_out_and_goes_into_the_url(page, service: Service) -> None:
+    search(page, "a star")
+    plain = titles(page)[:10]
+    retype(page, "a star -green", "without “green”")
+    params = query_of(page)
+    assert params["q"] == ["a star"] and params["not"] == ["green"]
+    without = titles(page)[:10]
+    assert without != plain
+    assert colour_count(without, "green") < colour_count(plain, "green"), (plain, without)
+    retype(page, 'a star "-a green star"', "without “a green star”")
+    assert query_of(page)["not"] == ["a green star"]
+    assert colour_count(titles(page)[:10], "green") < colour_count(plain, "green")
+    page.reload()  # the box is rebuilt from the URL
+    wait_message(page, "without “a green star”")
+    assert page.locator("#q").input_value() == 'a star "-a green star"'
+    # only what to leave out: said plainly, and the results stay
+    shown = titles(page)
+    retype(page, "-green", "Say what to look for as well")
+    assert titles(page) == shown
+
+
+def test_a_pasted_or_picked_picture_finds_itself_first_and_takes_words_too(page, service: Service) -> None:
+    picture = example(service, 7)
+    page.goto("/")
+    wait_message(page, "Describe the picture")
+    give_picture(page, picture, "paste")
+    page.locator("#terms .chip", has_text=picture.name).wait_for()
+    wait_message(page, f"like {picture.name}")
+    assert titles(page)[0] == str(picture)
+    # "like this, but …": the words and the picture go together, the bytes as base64 in a POST
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/search")) as sent:
+        retype(page, "a blue circle", "for “a blue circle”, like")
+    terms = sent.value.post_data_json["terms"]
+    assert [t["kind"] for t in terms] == ["text", "image"] and terms[0]["text"] == "a blue circle"
+    assert base64.b64decode(terms[1]["data"]) == picture.read_bytes()
+    assert query_of(page)["q"] == ["a blue circle"]
+    page.go_back()  # the picture alone again: Back keeps the picture (this tab still holds it)
+    wait_message(page, f"Showing 40 results like {picture.name}")
+    assert page.locator("#q").input_value() == "" and titles(page)[0] == str(picture)
+    # the chip takes it away again
+    page.locator("#terms .chip-remove").click()
+    wait_message(page, "Describe the picture")
+    assert page.locator("#terms").is_hidden()
+    # the file picker, and a drop onto the page
+    other = example(service, 12)
+    page.set_input_files("#picture-file", str(other))
+    wait_message(page, f"like {other.name}")
+    assert titles(page)[0] == str(other)
+    page.locator("#terms .chip-remove").click()
+    wait_message(page, "Describe the picture")
+    third = example(service, 21)
+    give_picture(page, third, "drop")
+    wait_message(page, f"like {third.name}")
+    assert titles(page)[0] == str(third)
+
+
+def test_more_like_this_adds_the_picture_to_the_words(page, service: Service) -> None:
     search(page, QUERY)
     source = cards(page).first.get_attribute("title")
+    source_id = cards(page).first.get_attribute("data-id")
     cards(page).first.click()
     page.locator("#viewer-similar").click()
     page.wait_for_url(re.compile(r"[?&]like=\d+"))
-    page.locator("#message", has_text="pictures like").wait_for()
+    page.locator("#viewer").wait_for(state="hidden")
+    params = query_of(page)
+    assert params["like"] == [source_id] and params["q"] == [QUERY]  # added to the words, not instead
+    wait_message(page, f"like {Path(source).name}")
+    page.locator("#terms .chip", has_text=Path(source).name).wait_for()
     first = cards(page).first.get_attribute("title")
     assert first == source or kinds(first) == kinds(source), (source, first)
+    page.locator("#terms .chip-remove").click()  # the chip takes the picture out again
+    wait_message(page, "for “a yellow star” (top")
+    assert "like" not in query_of(page) and page.locator("#terms").is_hidden()
     page.go_back()
-    page.locator("#message", has_text=QUERY).wait_for()
+    page.locator("#terms .chip").wait_for()
+    page.go_back()  # the large view's entry became the "like" search: Back is the words alone
+    page.wait_for_url(re.compile(r"^[^#]*\?q=a\+yellow\+star&rerank"))
+    wait_message(page, "for “a yellow star” (top")
     assert cards(page).first.get_attribute("title") == source
+    # "more like this" alone, from a link: the picture itself comes first
+    page.goto(f"/?like={source_id}")
+    wait_message(page, f"like {Path(source).name}")
+    assert cards(page).first.get_attribute("title") == source
+
+
+def test_a_folder_from_the_facets_limits_the_results_to_it(page, service: Service) -> None:
+    sub = str(service.photos / SUBFOLDER)
+    page.goto("/")
+    page.locator("#folders summary").click()
+    row = page.locator("#folder-list label", has=page.locator(f'input[value="{sub}"]'))
+    assert row.locator(".count").text_content() == "6"
+    assert page.locator("#folder-list input").count() == 2  # the root and its one subfolder
+    row.locator("input").check()
+    wait_message(page, f"in {SUBFOLDER}")  # no words: the folder's pictures, newest first
+    assert "newest first" in message(page)
+    assert query_of(page)["in"] == [sub]
+    assert page.locator("#folders-summary").text_content() == SUBFOLDER
+    shown = titles(page)
+    assert len(shown) == 6 and all(Path(p).parent == service.photos / SUBFOLDER for p in shown)
+    dates = [date_of(p) for p in shown]
+    assert dates == sorted(dates, reverse=True)
+    page.keyboard.press("Escape")
+    retype(page, QUERY, f"for “{QUERY}”, in {SUBFOLDER}")
+    words = titles(page)
+    assert 0 < len(words) <= 6 and all(Path(p).parent == service.photos / SUBFOLDER for p in words)
+    page.reload()  # bookmarked: the tick comes back with the facets
+    wait_message(page, f"in {SUBFOLDER}")
+    page.wait_for_function("sub => [...document.querySelectorAll('#folder-list input')]"
+                           ".some(box => box.value === sub && box.checked)", arg=sub)
+    assert sorted(titles(page)) == sorted(words)
+
+
+def test_cameras_from_the_facets_filter_by_camera(page, service: Service) -> None:
+    """The example pictures have no EXIF (no cameras, so no camera filter: see the first test);
+    here the facets name one, as a real collection's would."""
+    real = json.load(urllib.request.urlopen(service.url + "/api/facets", timeout=5))
+    page.route("**/api/facets", lambda route: route.fulfill(
+        json={**real, "cameras": [{"name": "Canon EOS 5D", "count": 12}]}))
+    search(page, QUERY)
+    camera = page.locator("#camera")
+    camera.wait_for()
+    assert camera.locator("option").all_text_contents() == ["any", "Canon EOS 5D (12)"]
+    with page.expect_request(lambda r: "/api/search?" in r.url) as sent:
+        camera.select_option("Canon EOS 5D")
+    assert parse_qs(urlsplit(sent.value.url).query)["camera"] == ["Canon EOS 5D"]
+    wait_message(page, "No results for “a yellow star”, camera Canon EOS 5D")  # no picture here has it
+    assert query_of(page)["camera"] == ["Canon EOS 5D"] and cards(page).count() == 0
+    page.locator("#clear-filters").click()
+    wait_message(page, "Showing 40 results")
+    assert "camera" not in query_of(page)
+
+
+def test_dates_and_sort_filter_and_order_the_pictures(page, service: Service) -> None:
+    page.goto("/")
+    wait_message(page, "Describe the picture")
+    page.locator("#from").fill("2019")
+    page.locator("#until").fill("2020-06")
+    page.locator("#until").press("Enter")
+    wait_message(page, "dated 2019 to 2020-06")
+    expected = sorted(str(p) for p in service.photos.rglob("*.*")
+                      if datetime(2019, 1, 1) <= date_of(str(p)) < datetime(2020, 7, 1))
+    shown = titles(page)
+    assert 0 < len(shown) < service.images and sorted(shown) == expected
+    assert [date_of(p) for p in shown] == sorted((date_of(p) for p in shown), reverse=True)  # newest first
+    params = query_of(page)
+    assert params["from"] == ["2019"] and params["until"] == ["2020-06"]
+    page.locator("#sort").select_option("oldest")
+    wait_message(page, "oldest first")
+    assert query_of(page)["sort"] == ["oldest"]
+    assert [date_of(p) for p in titles(page)] == sorted(date_of(p) for p in shown)
+    # words sorted by date: the best matches, newest first
+    page.locator("#from").fill("")
+    page.locator("#until").fill("")
+    page.locator("#sort").select_option("newest")
+    retype(page, QUERY, "newest first")
+    dates = [date_of(p) for p in titles(page)]
+    assert len(dates) == 40 and dates == sorted(dates, reverse=True)
+    # a date that is none: said at the box, nothing sent
+    url = page.url
+    page.locator("#from").fill("20x9")
+    page.locator("#from").press("Enter")
+    assert page.locator("#from").evaluate("box => box.validity.valid") is False
+    assert page.url == url
+
+
+def test_pages_follow_without_repeats(page, service: Service) -> None:
+    total = _status(service.url)["images"]
+    page.goto("/?q=a+star&rerank=1&k=20&n=10")
+    cards(page).first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('#results .card').length >= 10")
+    assert cards(page).count() % 10 == 0  # pages of 10 (a window with room left loads the next)
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # scrolling down brings more
+    page.wait_for_function("() => document.querySelectorAll('#results .card').length > 10")
+    page_through(page)
+    shown = titles(page)
+    assert len(shown) == len(set(shown)) == total
+    wait_message(page, f"Showing all {total} results")
+    # words sorted by date page the same way: every picture once
+    page.goto("/?q=a+star&sort=newest&rerank=1&k=20&n=25")
+    wait_message(page, "newest first")
+    first_page = [date_of(p) for p in titles(page)[:25]]
+    assert first_page == sorted(first_page, reverse=True)
+    page_through(page)
+    shown = titles(page)
+    assert len(shown) == len(set(shown)) == total
 
 
 def test_rerank_toggle_hides_and_shows_itm(page, service: Service) -> None:
@@ -223,16 +528,92 @@ def test_rerank_toggle_hides_and_shows_itm(page, service: Service) -> None:
     reranked = score_lines(page)
     assert all("ITM" in line for line in reranked[:20])
     page.locator("#rerank").uncheck()
-    page.locator("#message", has_text="CLIP only").wait_for()
-    assert parse_qs(urlsplit(page.url).query)["rerank"] == ["0"]
+    wait_message(page, "CLIP only")
+    assert query_of(page)["rerank"] == ["0"]
     plain = score_lines(page)
     assert plain and not any("ITM" in line for line in plain)
     assert plain != reranked
     assert page.locator("#k").is_disabled()
+    assert float(page.locator("#k").evaluate("box => getComputedStyle(box).opacity")) < 1  # looks disabled
     page.locator("#rerank").check()
-    page.locator("#message", has_text="reranked").wait_for()
-    assert parse_qs(urlsplit(page.url).query)["rerank"] == ["1"]
+    wait_message(page, "reranked")
+    assert query_of(page)["rerank"] == ["1"]
     assert all("ITM" in line for line in score_lines(page)[:20])
+
+
+def test_numbers_past_their_bounds_are_clamped_before_sending(page, service: Service) -> None:
+    search(page, QUERY)
+    sent: list[dict[str, list[str]]] = []
+    page.on("request",
+            lambda r: sent.append(parse_qs(urlsplit(r.url).query)) if "/api/search?" in r.url else None)
+    page.locator("#n").fill("20000")
+    page.locator("#k").fill("5000")
+    page.locator("#q").press("Enter")
+    wait_message(page, "top 1000 reranked")
+    assert page.locator("#n").input_value() == "10000" and page.locator("#k").input_value() == "1000"
+    params = query_of(page)
+    assert params["n"] == ["10000"] and params["k"] == ["1000"]
+    assert sent and all(int(s["limit"][0]) <= 10000 and int(s["rerank_k"][0]) <= 1000 for s in sent)
+    assert cards(page).count() == service.images  # everything fits on one page of 10000
+    page.locator("#n").fill("0")
+    page.locator("#k").fill("-5")
+    page.locator("#q").press("Enter")
+    wait_message(page, "Showing 1 result for")
+    assert page.locator("#n").input_value() == "1" and page.locator("#k").input_value() == "0"
+    assert "CLIP only" in message(page)
+
+
+def test_the_box_is_capped_and_an_error_keeps_the_results(page, service: Service) -> None:
+    search(page, QUERY)
+    shown = titles(page)
+    page.locator("#q").fill("x" * 1500)
+    assert len(page.locator("#q").input_value()) == 1000  # the API's limit on a query
+    page.expected_errors.append(r"status of 422")
+    page.route("**/api/search?*", lambda route: route.fulfill(
+        status=422, json={"detail": "the limit (how many results) must be between 1 and 10,000 (got 0)"}))
+    retype(page, "a red circle", "Search failed: the limit (how many results) must be between 1 and 10,000")
+    assert titles(page) == shown
+
+
+def test_a_stopped_service_is_said_plainly_and_the_results_stay(page, service: Service) -> None:
+    search(page, QUERY)
+    shown = titles(page)
+    page.expected_errors.append(r"Failed to load resource|ERR_FAILED")
+    page.route("**/api/**", lambda route: route.abort())  # as if nothing listened there any more
+    retype(page, "a red circle", NOT_RUNNING)
+    assert titles(page) == shown
+    page.locator("#status-text", has_text=NOT_RUNNING).wait_for(timeout=10_000)
+    page.unroute("**/api/**")  # back again: the status line and searches recover
+    page.locator("#status-text", has_text=f"{service.images} pictures").wait_for(timeout=10_000)
+    retype(page, "a red circle", "for “a red circle”")
+
+
+def test_the_progress_bar_counts_the_whole_job(page, service: Service) -> None:
+    """The service reports one batch at a time (32 of 46, then 0 of 14): the bar adds them up."""
+    real = _status(service.url)
+    answers = [
+        {"activity": {"state": "events", "phase": "vectors", "done": 20, "total": 32, "queued": 14}},
+        {"activity": {"state": "events", "phase": "vectors", "done": 5, "total": 14, "queued": 0}},
+        {"activity": {"state": "captions", "phase": "captions", "done": 10, "total": 32, "queued": 0},
+         "pending_captions": 36},
+        {"activity": {"state": "captions", "phase": "captions", "done": 2, "total": 14, "queued": 0},
+         "pending_captions": 12},
+    ]
+    calls = iter(answers)
+
+    def status(route) -> None:
+        route.fulfill(json={**real, **next(calls, {"activity": {**real["activity"], "state": "idle"}})})
+
+    page.route("**/api/status", status)
+    page.goto("/")
+    bar = page.locator("#status-progress")
+    for value, maximum, text in [(20, 46, "Indexing changed pictures: 20 of 46, 14 more waiting"),
+                                 (37, 46, "Indexing changed pictures: 37 of 46"),
+                                 (10, 46, "Writing captions: 10 of 46"),
+                                 (34, 46, "Writing captions: 34 of 46")]:
+        page.locator("#status-text", has_text=text).wait_for(timeout=10_000)
+        assert (bar.evaluate("b => [b.value, b.max]")) == [value, maximum], text
+    page.wait_for_function("() => document.querySelector('#status-progress').hidden", timeout=10_000)
 
 
 def test_a_narrow_window_still_shows_the_grid(page, service: Service) -> None:
@@ -243,3 +624,24 @@ def test_a_narrow_window_still_shows_the_grid(page, service: Service) -> None:
     assert all(b and b["x"] >= 0 and b["x"] + b["width"] <= 400 for b in boxes)
     assert boxes[0]["y"] == boxes[1]["y"]  # still a grid: two cells side by side
     assert cards(page).first.locator("img").is_visible()
+    page.locator("#folders summary").click()
+    panel = page.locator("#folders .menu-panel").bounding_box()
+    assert panel and panel["x"] >= 0 and panel["x"] + panel["width"] <= 400
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+
+
+def test_pictures_indexed_while_results_are_open_are_offered(page, service: Service, tmp_path: Path) -> None:
+    """Last: it adds a picture to the collection the other tests count."""
+    search(page, QUERY)
+    write_examples(tmp_path, count=1, seed=99)
+    new = next(tmp_path.iterdir())
+    shutil.move(new, service.photos / f"900-{new.name.split('-', 1)[1]}")
+    fresh = page.locator("#fresh")
+    fresh.wait_for(timeout=60_000)
+    assert fresh.text_content() == "1 new picture — refresh"
+    before = message(page)
+    fresh.click()
+    fresh.wait_for(state="hidden")
+    page.wait_for_function("before => { const now = document.querySelector('#message').textContent;"
+                           " return now !== before && now.startsWith('Showing'); }", arg=before)
+    page.locator("#status-text", has_text=f"{service.images + 1} pictures").wait_for(timeout=10_000)

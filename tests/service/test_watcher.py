@@ -296,3 +296,23 @@ def test_the_worker_indexes_a_root_back_with_files_and_spares_an_empty_one(tmp_p
         assert indexed == [[root]]
     finally:
         watcher.stop()
+
+
+def test_the_hourly_rescan_spares_an_empty_root_that_still_has_images(tmp_path: Path) -> None:
+    """A root found empty by a rescan while the catalog still holds its images is most likely an
+    unmounted drive: it is left out of the scan (its images stay); a root with files is scanned,
+    and so is an empty one with nothing indexed."""
+    drive, other, fresh = tmp_path / "drive", tmp_path / "other", tmp_path / "fresh"
+    for folder in (drive, other, fresh):
+        folder.mkdir()
+    (other / "a.jpg").write_bytes(b"x" * 100)
+    held = {str(drive): {1: True}, str(other): {2: True}}
+    catalog = SimpleNamespace(ids_under=lambda path: held.get(path, {}), content_hashes=set)
+    engine = SimpleNamespace(activity=SimpleNamespace(state="idle", phase=None, queued=0),
+                             stores=SimpleNamespace(catalog=catalog), settings=SimpleNamespace(index_dir=tmp_path))
+    worker = Worker(engine, Roots(tmp_path, [drive, other, fresh]), ChangeCollector(), Watcher(ChangeCollector()),
+                    captions=False)
+    scanned: list[list[Path]] = []
+    worker._index = lambda paths, state: scanned.append(paths) or IndexReport()  # type: ignore[method-assign]
+    worker._scan()
+    assert scanned == [[other, fresh]]

@@ -4,13 +4,45 @@
 
 const $ = (id) => document.getElementById(id);
 const form = $("search"), queryBox = $("q"), rerankBox = $("rerank"), depthBox = $("k"), countBox = $("n");
-const grid = $("results"), message = $("message"), viewer = $("viewer");
-const DEFAULTS = { k: 20, n: 50 };
-const POLL_MS = 3000;
+const fromBox = $("from"), untilBox = $("until"), cameraBox = $("camera"), sortBox = $("sort");
+const folderMenu = $("folders"), folderList = $("folder-list"), chips = $("terms"), fileInput = $("picture-file");
+const grid = $("results"), message = $("message"), moreButton = $("more"), freshButton = $("fresh");
+const viewer = $("viewer");
 
-let hits = [];      // what the grid shows, best first
-let current = -1;   // index in `hits` of the picture in the large view
-let searchSeq = 0;  // answers of a superseded search are dropped
+const DEFAULTS = { rerank: true, k: 20, n: 40 };
+const SORTS = ["relevance", "newest", "oldest"];
+const MAX_QUERY_CHARS = 1000;          // the API's limit on one query's words
+const MAX_PICTURE_BYTES = 50 * 1024 ** 2;
+const MAX_TERMS = 32, MAX_LIMIT = 10000, MAX_OFFSET = 100000;
+const PERIOD = /^\d{4}(-\d{1,2}(-\d{1,2})?)?$/;  // YYYY, YYYY-MM or YYYY-MM-DD
+const WEIGHT = /^(\d+(?:\.\d+)?):(.+)$/s;       // "2:beach" weighs twice (as the API's GET reads it)
+const POLL_MS = 3000;
+const NOT_RUNNING = "The imgsearch service is not running: start it with `imgsearch watch`.";
+
+// A search is one plain value: {q, not[], like[], pics[], in[], from, until, camera, sort, rerank, k, n}.
+// Everything but `pics` (pictures dropped, pasted or picked, kept here by key) lives in the URL.
+const EMPTY = { q: "", not: [], like: [], pics: [], in: [], from: "", until: "", camera: "", sort: "relevance",
+                ...DEFAULTS };
+const pictures = new Map();  // key -> {name, data (base64), size}: the pictures this tab was given
+const imageNames = new Map();  // indexed id -> its file name, for the chips
+const chipImages = new Map();  // indexed id -> its chip's thumbnail (kept: a re-render loads nothing)
+let pictureSeq = 0;
+
+let current = { ...EMPTY };   // the search the form and the URL show
+let shownKey = null;          // key of the search whose results the grid shows (or is loading)
+let shownState = null;        // that search
+let hits = [];                // what the grid shows, in order
+let seen = new Set();         // their ids: a later page never repeats one
+let fetched = 0;              // how many results the pages so far asked for (the next offset)
+let more = false;             // whether the service may have more for this search
+let wantedKey = null;         // key of the search asked for last (shown, on its way, or failed)
+let inflight = null;          // key of the search whose first page is on its way
+let paging = false;           // a further page is on its way
+let searchSeq = 0;            // answers of a superseded search are dropped
+let currentIndex = -1;       // index in `hits` of the picture in the large view
+let facets = { roots: [], folders: [], cameras: [] };
+let lastVectors = null;       // the service's vector count at the last poll
+let baseVectors = null;       // … when the shown search ran: more means new pictures
 
 /** Element builder: props are DOM properties (or attributes), children are nodes or plain text. */
 function el(tag, props = {}, ...children) {
@@ -24,67 +56,148 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+/** A same-origin API call; throws an Error whose message is one line to show. */
 async function api(url, options = {}) {
-  const response = await fetch(url, { credentials: "same-origin", ...options });
+  let response;
+  try {
+    response = await fetch(url, { credentials: "same-origin", ...options });
+  } catch {
+    throw new Error(NOT_RUNNING);  // nothing answered at all
+  }
   let body = null;
   try { body = await response.json(); } catch { /* not JSON */ }
   if (!response.ok) {
     const detail = body?.detail;
     const text = Array.isArray(detail) ? detail.map((d) => d.msg ?? String(d)).join("; ") : detail;
-    throw new Error(text ? String(text) : `${response.status} ${response.statusText}`);
+    if (!text && [502, 503, 504].includes(response.status)) throw new Error(NOT_RUNNING);
+    throw new Error(text ? String(text).split("\n")[0] : `${response.status} ${response.statusText}`);
   }
   return body;
 }
 
-// ---- state <-> URL -------------------------------------------------------------------------
+// ---- the search box: words and -words --------------------------------------------------------
 
-function positive(text, fallback) {
-  const value = Number.parseInt(text ?? "", 10);
-  return Number.isFinite(value) && value > 0 ? value : fallback;
+/** `red car -night "-parked cars"` → {q: "red car", not: ["night", "parked cars"]}. */
+function parseBox(text) {
+  const words = [], not = [];
+  for (const m of text.slice(0, MAX_QUERY_CHARS).matchAll(/(-?)"([^"]*)"?|(\S+)/g)) {
+    if (m[3] !== undefined) {
+      if (m[3] === "-") continue;
+      if (m[3].startsWith("-")) not.push(m[3].slice(1)); else words.push(m[3]);
+    } else {
+      const inner = m[2].trim(), negative = m[1] === "-" || inner.startsWith("-");
+      const phrase = (inner.startsWith("-") ? inner.slice(1) : inner).trim();
+      if (phrase) (negative ? not : words).push(phrase);
+    }
+  }
+  return { q: words.join(" "), not: [...new Set(not)] };
 }
 
-function readURL() {
-  const p = new URLSearchParams(location.search);
-  const like = p.get("like");
+function boxText(state) {
+  const nots = state.not.map((w) => (/[\s"]/.test(w) ? `"-${w.replaceAll('"', "")}"` : `-${w}`));
+  return [state.q, ...nots].filter(Boolean).join(" ");
+}
+
+// ---- state <-> form <-> URL ------------------------------------------------------------------
+
+/** A number box's value, clamped to its own min and max (what is sent is what the box shows). */
+function clamped(box, fallback) {
+  const value = Number.parseInt(box.value, 10);
+  const [min, max] = [Number(box.min), Number(box.max)];
+  const fixed = Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : fallback;
+  if (String(fixed) !== box.value) box.value = fixed;
+  return fixed;
+}
+
+function clampText(text, box, fallback) {
+  box.value = text ?? "";
+  return clamped(box, fallback);
+}
+
+const hasWords = (s) => Boolean(s.q);
+const hasTerms = (s) => Boolean(s.q || s.like.length || s.pics.length);
+const hasFilters = (s) => Boolean(s.in.length || s.from || s.until || s.camera);
+const isActive = (s) => hasTerms(s) || s.not.length > 0 || hasFilters(s) || s.sort !== "relevance";
+
+function readForm() {
+  const { q, not } = parseBox(queryBox.value);
   return {
-    q: like ? "" : (p.get("q") ?? ""),
-    like: like && /^\d+$/.test(like) ? like : null,
-    rerank: p.get("rerank") !== "0",
-    k: positive(p.get("k"), DEFAULTS.k),
-    n: positive(p.get("n"), DEFAULTS.n),
+    q, not, like: [...current.like], pics: [...current.pics],
+    in: [...folderList.querySelectorAll("input:checked")].map((box) => box.value),
+    from: fromBox.value.trim(), until: untilBox.value.trim(), camera: cameraBox.value,
+    sort: sortBox.value, rerank: rerankBox.checked,
+    k: clamped(depthBox, DEFAULTS.k), n: clamped(countBox, DEFAULTS.n),
   };
 }
 
-function readForm() {
+function readURL(historyState = history.state) {
+  const p = new URLSearchParams(location.search);
+  const dates = (name) => { const v = (p.get(name) ?? "").trim(); return PERIOD.test(v) ? v : ""; };
+  const sort = p.get("sort");
   return {
-    q: queryBox.value.trim(), like: null, rerank: rerankBox.checked,
-    k: positive(depthBox.value, DEFAULTS.k), n: positive(countBox.value, DEFAULTS.n),
+    q: (p.getAll("q").join(" ")).slice(0, MAX_QUERY_CHARS).trim(),
+    not: p.getAll("not").map((w) => w.trim().slice(0, MAX_QUERY_CHARS)).filter(Boolean),
+    like: [...new Set(p.getAll("like").filter((id) => /^\d{1,15}$/.test(id)))],
+    pics: (historyState?.pics ?? []).filter((key) => pictures.has(key)),
+    in: [...new Set(p.getAll("in").filter((f) => f.startsWith("/")))],
+    from: dates("from"), until: dates("until"), camera: (p.get("camera") ?? "").slice(0, 100),
+    sort: SORTS.includes(sort) ? sort : "relevance",
+    rerank: p.get("rerank") !== "0",
+    k: clampText(p.get("k") ?? String(DEFAULTS.k), depthBox, DEFAULTS.k),
+    n: clampText(p.get("n") ?? String(DEFAULTS.n), countBox, DEFAULTS.n),
   };
 }
 
 function fillForm(state) {
-  queryBox.value = state.q;
+  current = state;
+  if (parseBox(queryBox.value).q !== state.q || parseBox(queryBox.value).not.join("\n") !== state.not.join("\n")) {
+    queryBox.value = boxText(state);
+  }
   rerankBox.checked = state.rerank;
   depthBox.value = state.k;
   countBox.value = state.n;
   depthBox.disabled = !state.rerank;
+  fromBox.value = state.from;
+  untilBox.value = state.until;
+  for (const box of [fromBox, untilBox]) box.setCustomValidity("");
+  sortBox.value = state.sort;
+  renderFolders();
+  renderCameras();
+  renderChips();
+  $("clear-filters").hidden = !hasFilters(state);
 }
 
 /** The URL carries the search (never the token), so it can be bookmarked and shared. */
 function urlOf(state) {
-  if (!state.q && !state.like) return location.pathname;
   const p = new URLSearchParams();
-  if (state.like) p.set("like", state.like); else p.set("q", state.q);
-  p.set("rerank", state.rerank ? "1" : "0");
-  p.set("k", state.k);
-  p.set("n", state.n);
-  return `${location.pathname}?${p}`;
+  if (state.q) p.set("q", state.q);
+  for (const word of state.not) p.append("not", word);
+  for (const id of state.like) p.append("like", id);
+  for (const folder of state.in) p.append("in", folder);
+  if (state.from) p.set("from", state.from);
+  if (state.until) p.set("until", state.until);
+  if (state.camera) p.set("camera", state.camera);
+  if (state.sort !== "relevance") p.set("sort", state.sort);
+  if (isActive(state)) {
+    p.set("rerank", state.rerank ? "1" : "0");
+    p.set("k", state.k);
+    p.set("n", state.n);
+  }
+  const query = p.toString().replace(/%2F/gi, "/");  // folders stay readable
+  return query ? `${location.pathname}?${query}` : location.pathname;
 }
 
+const keyOf = (state) => `${urlOf(state)}#${state.pics.join(",")}`;
+
+/** Show a search: a new history entry (push) or this one changed, then run it. */
 function go(state, push) {
   const url = urlOf(state);
-  const same = url === location.pathname + location.search;
-  history[push && !same ? "pushState" : "replaceState"](null, "", url);
+  const fromViewer = history.state?.viewer != null;  // the large view's own entry: take it over
+  const same = url === location.pathname + location.search && !fromViewer
+    && (history.state?.pics ?? []).join(",") === state.pics.join(",");
+  const entry = state.pics.length ? { pics: state.pics } : null;
+  history[push && !same && !fromViewer ? "pushState" : "replaceState"](entry, "", url);
+  if (viewer.open) viewer.close();
   fillForm(state);
   run(state);
 }
@@ -96,71 +209,447 @@ function setMessage(text, isError = false) {
   message.classList.toggle("error", isError);
 }
 
+const basename = (path) => path.replace(/\/+$/, "").split("/").pop() || path;
+
+function termWeight(text) {
+  const m = WEIGHT.exec(text.trim());
+  return m ? [m[2], Number(m[1])] : [text, 1];
+}
+
+/** One page of a search: GET with URL parameters, or POST when it holds a picture's bytes. */
+function fetchPage(state, offset, limit) {
+  const terms = hasTerms(state);
+  const sort = terms || state.sort !== "relevance" ? state.sort : null;  // no terms: the API lists by date
+  const rerankK = state.rerank && hasWords(state) ? state.k : 0;
+  if (state.pics.length) {
+    const list = [];
+    if (state.q) { const [text, weight] = termWeight(state.q); list.push({ kind: "text", text, weight }); }
+    for (const word of state.not) list.push({ kind: "text", text: word, weight: -1 });
+    for (const id of state.like) list.push({ kind: "indexed", id: Number(id), weight: 1 });
+    for (const key of state.pics) {
+      const picture = pictures.get(key);
+      list.push({ kind: "image", text: picture.name, data: picture.data, weight: 1 });
+    }
+    const body = { terms: list, folders: state.in, from: state.from || null, until: state.until || null,
+                   camera: state.camera || null, sort: sort ?? "relevance", limit, offset, rerank_k: rerankK };
+    return api("api/search", { method: "POST", headers: { "Content-Type": "application/json" },
+                               body: JSON.stringify(body) });
+  }
+  const p = new URLSearchParams();
+  if (state.q) p.append("q", state.q);
+  for (const word of state.not) p.append("not", word);
+  for (const id of state.like) p.append("like", id);
+  for (const folder of state.in) p.append("in", folder);
+  for (const name of ["from", "until", "camera"]) if (state[name]) p.set(name, state[name]);
+  if (sort) p.set("sort", sort);
+  p.set("limit", limit);
+  p.set("offset", offset);
+  p.set("rerank_k", rerankK);
+  return api(`api/search?${p}`);
+}
+
+/** What the page's next request asks for. By relevance (and for a listing by date) pages follow
+ * each other by offset. Words sorted by date are different: the service sorts only the top
+ * offset+limit matches by date, so each page asks again from 0 for more, and what was shown
+ * already is skipped. */
+const byDateOfTop = (state) => hasTerms(state) && state.sort !== "relevance";
+
+function nextPage(state, asked = fetched) {
+  if (byDateOfTop(state)) return { offset: 0, limit: Math.min(MAX_LIMIT, asked + state.n) };
+  return { offset: asked, limit: state.n };
+}
+
+/** Whether another page may follow this one (a short page is the last; so are the API's limits). */
+function goesOn(state, page, found) {
+  if (found.length < page.limit) return false;
+  return byDateOfTop(state) ? page.limit < MAX_LIMIT : page.offset + page.limit <= MAX_OFFSET;
+}
+
+function problemOf(state) {
+  if (state.not.length && !hasTerms(state)) {
+    return "Say what to look for as well: a -word only leaves pictures out.";
+  }
+  for (const [name, value] of [["from", state.from], ["until", state.until]]) {
+    if (value && !PERIOD.test(value)) return `The “${name}” date is a year (2021), a month (2021-06) or a day (2021-06-30).`;
+  }
+  if (state.not.length + (state.q ? 1 : 0) + state.like.length + state.pics.length > MAX_TERMS) {
+    return `A search holds at most ${MAX_TERMS} words, -words and pictures.`;
+  }
+  return null;
+}
+
 async function run(state) {
+  const key = keyOf(state);
+  if (inflight === key) return;  // the same search is on its way (Enter in a box also fires change)
   const seq = ++searchSeq;
-  if (viewer.open) viewer.close();
-  if (!state.q && !state.like) {
-    show([]);
-    setMessage("Describe the picture you are looking for and press Enter.");
+  wantedKey = key;
+  if (!isActive(state)) {
+    inflight = null;
+    shownKey = key; shownState = state;
+    show([], false);
+    freshButton.hidden = true;
+    setMessage("Describe the picture you are looking for and press Enter — or drop a picture here, "
+               + "or pick folders or dates to list pictures.");
     return;
   }
+  const problem = problemOf(state);
+  if (problem) {
+    inflight = null;
+    setMessage(problem, true);  // the results shown stay
+    return;
+  }
+  inflight = key;
+  grid.setAttribute("aria-busy", "true");
   setMessage("Searching…");
   const started = performance.now();
+  const vectorsThen = lastVectors;
   try {
-    let found, title;
-    if (state.like) {
-      const id = encodeURIComponent(state.like);
-      const [image, body] = await Promise.all([api(`api/images/${id}`), api(`api/images/${id}/similar?limit=${state.n}`)]);
-      found = body.hits;
-      title = `${found.length} pictures like ${image.name}`;
-    } else {
-      const params = new URLSearchParams({ q: state.q, limit: state.n, rerank_k: state.rerank ? state.k : 0 });
-      found = (await api(`api/search?${params}`)).hits;
-      const how = state.rerank ? `top ${state.k} reranked with ITM` : "CLIP only";
-      title = `${found.length} results for “${state.q}” (${how})`;
-    }
+    const page = nextPage(state, 0);
+    const found = (await fetchPage(state, page.offset, page.limit)).hits;
     if (seq !== searchSeq) return;
-    show(found);
-    setMessage(`${title}, ${Math.round(performance.now() - started)} ms`);
+    shownKey = key; shownState = state;
+    baseVectors = vectorsThen ?? lastVectors;  // the first poll may have answered meanwhile
+    freshButton.hidden = true;
+    fetched = page.offset + page.limit;
+    show(found, goesOn(state, page, found));
+    describe(state, performance.now() - started);
+    reopenViewer();
   } catch (err) {
     if (seq !== searchSeq) return;
-    show([]);
-    setMessage(`Search failed: ${err.message}`, true);
+    const kept = hits.length ? " The results below are from before." : "";
+    const detail = err.message === NOT_RUNNING ? NOT_RUNNING : `Search failed: ${err.message.replace(/\.?$/, ".")}`;
+    setMessage(`${detail}${kept}`, true);
+  } finally {
+    if (seq === searchSeq) { inflight = null; grid.removeAttribute("aria-busy"); }
   }
 }
 
-function scoreText(hit) {
+async function loadMore() {
+  if (!more || inflight || paging || !shownState) return;
+  const state = shownState, seq = searchSeq;
+  paging = true;
+  moreButton.disabled = true;
+  moreButton.textContent = "Loading…";
+  try {
+    const page = nextPage(state);
+    const found = (await fetchPage(state, page.offset, page.limit)).hits;
+    if (seq !== searchSeq) return;
+    fetched = page.offset + page.limit;
+    append(found.filter((hit) => !seen.has(hit.id)), goesOn(state, page, found));
+    describe(state);
+  } catch (err) {
+    if (seq !== searchSeq) return;
+    setMessage(err.message === NOT_RUNNING ? NOT_RUNNING : `Could not load more: ${err.message}`, true);
+  } finally {
+    paging = false;
+    moreButton.disabled = false;
+    moreButton.textContent = `Show ${shownState?.n ?? DEFAULTS.n} more`;
+    if (seq === searchSeq) keepFilling();
+  }
+}
+
+let lastMs = 0;
+function describe(state, ms = null) {
+  if (ms != null) lastMs = Math.round(ms);
+  const what = [];
+  if (state.q) what.push(`for “${state.q}”`);
+  const pictureNames = [...state.like.map((id) => imageNames.get(id) || `picture ${id}`),
+                        ...state.pics.map((key) => pictures.get(key)?.name ?? "a picture")];
+  if (pictureNames.length) what.push(`like ${pictureNames.join(" and ")}`);
+  if (state.not.length) what.push(`without ${state.not.map((w) => `“${w}”`).join(" or ")}`);
+  const where = [];
+  if (state.in.length) where.push(`in ${state.in.map(basename).join(" or ")}`);
+  if (state.from || state.until) where.push(`dated ${state.from || "…"} to ${state.until || "…"}`);
+  if (state.camera) where.push(`camera ${state.camera}`);
+  let how;
+  if (!hasTerms(state)) how = state.sort === "oldest" ? "oldest first" : "newest first";
+  else {
+    how = hasWords(state) && state.rerank && state.k > 0 ? `top ${state.k} reranked with ITM` : "CLIP only";
+    if (state.sort !== "relevance") how += `, ${state.sort} first`;
+  }
+  const n = hits.length, results = `${n} result${n === 1 ? "" : "s"}`;
+  const count = n === 0 ? "No results" : more ? `Showing ${results}` : n === 1 ? "Showing 1 result" : `Showing all ${results}`;
+  const subject = [...what, ...where].join(", ");
+  setMessage(`${count}${subject ? ` ${subject}` : ""} (${how}), ${lastMs} ms`);
+}
+
+function scorePairs(hit) {
   return [["score", hit.score], ["CLIP", hit.clip_score], ["ITM", hit.itm_score]]
     .filter(([, value]) => typeof value === "number")
-    .map(([label, value]) => `${label} ${value.toFixed(3)}`)
-    .join(" · ");
+    .map(([label, value]) => `${label} ${value.toFixed(3)}`);
 }
 
 // Images are addressed by catalog id only (the hit's one JSON shape carries no URLs).
-const imageUrl = (hit, what) => `api/images/${encodeURIComponent(hit.id)}/${what}`;
+const imageUrl = (id, what) => `api/images/${encodeURIComponent(id)}/${what}`;
 
 function card(hit, index) {
-  const scores = scoreText(hit);
-  const link = el("a", { class: "card", href: imageUrl(hit, "original"), title: hit.path },
+  const pairs = scorePairs(hit);
+  const link = el("a", { class: "card", href: imageUrl(hit.id, "original"), title: hit.path },
     el("div", { class: "thumb" },
-      el("img", { src: imageUrl(hit, "thumbnail"), alt: hit.caption || hit.name, loading: "lazy",
-                  decoding: "async", width: 152, height: 152 })),
+      // the caption is written out next to it: alt="" so a screen reader does not read it twice
+      el("img", { src: imageUrl(hit.id, "thumbnail"), alt: "", loading: "lazy", decoding: "async",
+                  width: 152, height: 152 })),
     el("span", { class: "caption" }, hit.caption || hit.name),
     el("span", { class: "folder" }, el("bdi", {}, hit.folder)),
-    scores ? el("span", { class: "scores" }, scores) : null);
+    pairs.length ? el("span", { class: "scores" }, ...pairs.flatMap((pair, i) =>
+      [i ? " · " : null, el("span", { class: "pair" }, pair)]).filter(Boolean)) : null);
   link.dataset.index = index;
+  link.dataset.id = hit.id;
   link.addEventListener("click", (event) => {
     if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     event.preventDefault();  // a plain click opens the large view; ctrl-click still opens the file
     openViewer(index);
   });
+  link.addEventListener("dragstart", () => { draggedId = String(hit.id); });
+  link.addEventListener("dragend", () => { draggedId = null; });
   return el("li", {}, link);
 }
 
-function show(found) {
-  hits = found;
-  grid.replaceChildren(...found.map(card));
+function show(found, hasMore) {
+  hits = [];
+  seen = new Set();
+  grid.replaceChildren();
+  append(found, hasMore);
 }
+
+function append(found, hasMore) {
+  const start = hits.length;
+  for (const hit of found) seen.add(hit.id);
+  hits = hits.concat(found);
+  grid.append(...found.map((hit, i) => card(hit, start + i)));
+  more = hasMore;
+  moreButton.hidden = !more;
+  moreButton.textContent = `Show ${shownState?.n ?? DEFAULTS.n} more`;
+  if (viewer.open) $("viewer-next").disabled = currentIndex === hits.length - 1;
+}
+
+// Endless scroll: the next page comes when the "more" button nears the window (it stays a
+// button, for the keyboard and for windows where nothing scrolls).
+const NEAR_PX = 400;
+new IntersectionObserver((entries) => {
+  if (entries.some((entry) => entry.isIntersecting)) loadMore();
+}, { rootMargin: `0px 0px ${NEAR_PX}px 0px` }).observe(moreButton);
+
+/** After a page: if the button is still near the window (a tall window), the next one too. */
+function keepFilling() {
+  requestAnimationFrame(() => {
+    if (more && !moreButton.hidden && moreButton.getBoundingClientRect().top < innerHeight + NEAR_PX) loadMore();
+  });
+}
+
+// ---- picture terms: dropped, pasted, picked or "more like this" ---------------------------------
+
+function renderChips() {
+  const items = [];
+  for (const id of current.like) {
+    const name = imageNames.get(id);
+    if (name === undefined) nameOf(id);
+    if (!chipImages.has(id)) {
+      const img = el("img", { src: imageUrl(id, "thumbnail"), alt: "", width: 28, height: 28 });
+      img.addEventListener("error", () => {
+        const icon = el("span", { class: "chip-icon", "aria-hidden": "true" });
+        chipImages.set(id, icon);
+        img.replaceWith(icon);
+      });
+      chipImages.set(id, img);
+    }
+    items.push(chip(chipImages.get(id), name ?? `picture ${id}`, "indexed picture", () => ({ like: current.like.filter((x) => x !== id) })));
+  }
+  for (const key of current.pics) {
+    const picture = pictures.get(key);
+    items.push(chip(el("span", { class: "chip-icon", "aria-hidden": "true" }),
+                    picture.name, "picture from this computer (kept in this tab, not in the link)",
+                    () => ({ pics: current.pics.filter((x) => x !== key) })));
+  }
+  chips.replaceChildren(...items);
+  chips.hidden = items.length === 0;
+}
+
+function chip(icon, name, what, without) {
+  const remove = el("button", { type: "button", class: "chip-remove", "aria-label": `Remove ${name} from the search`,
+                                title: "Remove from the search" }, "×");
+  remove.addEventListener("click", () => {
+    go({ ...readForm(), ...without() }, true);
+    queryBox.focus();
+  });
+  return el("li", { class: "chip", title: `${name}: ${what}` }, icon, el("span", { class: "chip-name" }, "like ", el("bdi", {}, name)), remove);
+}
+
+async function nameOf(id) {
+  imageNames.set(id, null);  // asked once
+  try {
+    imageNames.set(id, (await api(`api/images/${encodeURIComponent(id)}`)).name);
+  } catch {
+    imageNames.set(id, `picture ${id} (not indexed)`);
+  }
+  renderChips();
+  if (shownState && shownState.like.includes(id) && hits.length) describe(shownState);
+}
+
+function addLike(id) {
+  const state = readForm();
+  if (!state.like.includes(String(id))) state.like.push(String(id));
+  go(state, true);
+}
+
+function isPicture(file) {
+  return file.type.startsWith("image/") || (!file.type && /\.(heic|heif|avif|jxl|cr2|nef|arw|dng|raf|orf|rw2)$/i.test(file.name));
+}
+
+function base64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ""));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function addPictures(files) {
+  const list = [...files];
+  const good = list.filter(isPicture);
+  if (!good.length) {
+    setMessage(list.length ? `${list[0].name || "That"} is not a picture.` : "Nothing to search by.", true);
+    return;
+  }
+  const keys = [];
+  for (const file of good) {
+    if (file.size > MAX_PICTURE_BYTES) {
+      setMessage(`${file.name} is ${Math.round(file.size / 1024 ** 2)} MB; a picture to search by is at most 50 MB.`, true);
+      continue;
+    }
+    try {
+      const key = `p${++pictureSeq}`;
+      pictures.set(key, { name: file.name || "pasted picture", data: await base64(file), size: file.size });
+      keys.push(key);
+    } catch (err) {
+      setMessage(`Could not read ${file.name}: ${err?.message ?? err}`, true);
+    }
+  }
+  if (keys.length) go({ ...readForm(), pics: [...current.pics, ...keys] }, true);
+}
+
+let draggedId = null;  // a result of this page being dragged (onto the search bar: "like this")
+
+function dropKind(event) {
+  const types = [...(event.dataTransfer?.types ?? [])];
+  if (draggedId) return event.target.closest?.("header") ? "result" : null;
+  if (types.includes("Files")) return "files";
+  return null;
+}
+
+document.addEventListener("dragover", (event) => {
+  if (!dropKind(event)) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = "copy";
+  document.body.classList.add("dropping");
+});
+document.addEventListener("dragleave", (event) => {
+  if (!event.relatedTarget) document.body.classList.remove("dropping");
+});
+document.addEventListener("drop", (event) => {
+  document.body.classList.remove("dropping");
+  const kind = dropKind(event);
+  if (!kind) return;
+  event.preventDefault();
+  if (kind === "result") addLike(draggedId);
+  else addPictures(event.dataTransfer.files);
+  draggedId = null;
+});
+document.addEventListener("paste", (event) => {
+  const files = [...(event.clipboardData?.files ?? [])];
+  if (!files.length) return;  // text pastes into the box as usual
+  event.preventDefault();
+  addPictures(files);
+});
+$("add-picture").addEventListener("click", () => fileInput.click());
+fileInput.addEventListener("change", () => {
+  if (fileInput.files.length) addPictures(fileInput.files);
+  fileInput.value = "";
+});
+
+// ---- filters: folders, dates, camera, sort -----------------------------------------------------
+
+async function loadFacets() {
+  try {
+    facets = await api("api/facets");
+  } catch {
+    return;  // the status line says why
+  }
+  renderFolders();
+  renderCameras();
+}
+
+function folderOption(path, label, count, depth) {
+  const box = el("input", { type: "checkbox", value: path, checked: current.in.includes(path) });
+  return el("li", { class: depth ? "sub" : "" },
+    el("label", { title: path }, box, el("span", { class: "name" }, el("bdi", {}, label)),
+       count == null ? null : el("span", { class: "count" }, String(count))));
+}
+
+function renderFolders() {
+  const rows = [], listed = new Set();
+  for (const root of facets.roots ?? []) {
+    rows.push(folderOption(root.path, root.path, root.count, 0));
+    listed.add(root.path);
+    for (const sub of facets.folders ?? []) {
+      if (sub.path.slice(0, sub.path.lastIndexOf("/")) === root.path.replace(/\/$/, "")) {
+        rows.push(folderOption(sub.path, basename(sub.path), sub.count, 1));
+        listed.add(sub.path);
+      }
+    }
+  }
+  for (const sub of facets.folders ?? []) {  // below a root the service did not name
+    if (!listed.has(sub.path)) { rows.push(folderOption(sub.path, sub.path, sub.count, 0)); listed.add(sub.path); }
+  }
+  for (const path of current.in) if (!listed.has(path)) rows.push(folderOption(path, path, null, 0));
+  folderList.replaceChildren(...rows);
+  folderMenu.hidden = rows.length === 0;
+  $("folders-summary").textContent = current.in.length === 0 ? "all"
+    : current.in.length === 1 ? basename(current.in[0]) : `${current.in.length} folders`;
+}
+
+function renderCameras() {
+  const names = (facets.cameras ?? []).map((c) => [c.name, `${c.name} (${c.count})`]);
+  if (current.camera && !names.some(([name]) => name === current.camera)) names.push([current.camera, current.camera]);
+  cameraBox.replaceChildren(el("option", { value: "" }, "any"),
+                            ...names.map(([name, label]) => el("option", { value: name }, label)));
+  cameraBox.value = current.camera;
+  $("camera-filter").hidden = names.length === 0;  // pictures without EXIF: no camera to choose
+}
+
+function filterChanged() {
+  for (const box of [fromBox, untilBox]) {
+    const value = box.value.trim();
+    box.setCustomValidity(value && !PERIOD.test(value) ? "A year (2021), a month (2021-06) or a day (2021-06-30)" : "");
+  }
+  if (!fromBox.checkValidity() || !untilBox.checkValidity()) {
+    (fromBox.checkValidity() ? untilBox : fromBox).reportValidity();
+    return;
+  }
+  depthBox.disabled = !rerankBox.checked;
+  go(readForm(), true);
+}
+
+folderList.addEventListener("change", filterChanged);
+for (const box of [fromBox, untilBox, cameraBox, sortBox, rerankBox, depthBox, countBox]) {
+  box.addEventListener("change", filterChanged);
+}
+for (const box of [fromBox, untilBox]) box.addEventListener("input", () => box.setCustomValidity(""));
+$("clear-filters").addEventListener("click", () => {
+  go({ ...readForm(), in: [], from: "", until: "", camera: "" }, true);
+});
+folderMenu.addEventListener("toggle", () => { if (folderMenu.open) loadFacets(); });
+folderMenu.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && folderMenu.open) {
+    event.preventDefault();
+    folderMenu.open = false;
+    folderMenu.querySelector("summary").focus();
+  }
+});
+document.addEventListener("click", (event) => {
+  if (folderMenu.open && !folderMenu.contains(event.target)) folderMenu.open = false;
+});
 
 // ---- the large view ------------------------------------------------------------------------
 
@@ -183,39 +672,61 @@ function note(...parts) {
   $("viewer-note").replaceChildren(...parts);
 }
 
-function openViewer(index) {
+/** The large view has its own history entry, so a phone's Back button closes it. */
+function openViewer(index, push = true) {
   const hit = hits[index];
   if (!hit) return;
-  current = index;
+  currentIndex = index;
   const img = $("viewer-img");
-  img.src = imageUrl(hit, "original");
-  img.alt = hit.caption || hit.name;
+  img.src = imageUrl(hit.id, "original");
+  img.alt = "";  // the caption is the dialog's heading, right next to it
   $("viewer-caption").textContent = hit.caption || hit.name;
-  $("viewer-path").value = hit.path;
+  $("viewer-name").textContent = hit.name;
+  const path = $("viewer-path");
+  path.value = hit.path;
   const dims = hit.width && hit.height ? `${hit.width} × ${hit.height} px` : null;
   $("viewer-size").textContent = [dims, bytes(hit.size)].filter(Boolean).join(" · ") || "unknown";
   $("viewer-date").textContent = when(hit);
-  $("viewer-scores").textContent = scoreText(hit) || "—";
-  $("viewer-original").href = imageUrl(hit, "original");
+  $("viewer-camera").textContent = hit.camera || "—";
+  $("viewer-scores").textContent = scorePairs(hit).join(" · ") || "—";
+  $("viewer-original").href = imageUrl(hit.id, "original");
   $("viewer-prev").disabled = index === 0;
   $("viewer-next").disabled = index === hits.length - 1;
   note();
-  if (!viewer.open) viewer.showModal();
+  const entry = { ...(history.state ?? {}), viewer: hit.id };
+  if (!viewer.open) {
+    if (push && history.state?.viewer == null) history.pushState(entry, "", location.href);
+    else history.replaceState(entry, "", location.href);
+    viewer.showModal();
+  } else {
+    history.replaceState(entry, "", location.href);
+  }
+  path.scrollLeft = path.scrollWidth;  // the file name, at the end, is what matters
+}
+
+/** After a reload or Forward onto the large view's entry: open it again (or forget it). */
+function reopenViewer() {
+  const id = history.state?.viewer;
+  if (id == null || viewer.open) return;
+  const index = hits.findIndex((hit) => hit.id === id);
+  if (index >= 0) openViewer(index, false);
+  else history.replaceState({ ...history.state, viewer: null }, "", location.href);
 }
 
 function step(delta) {
-  const next = current + delta;
+  const next = currentIndex + delta;
   if (next >= 0 && next < hits.length) openViewer(next);
+  if (next >= hits.length - 3) loadMore();  // stepping near the end brings the next page
 }
 
 async function reveal() {
-  const hit = hits[current];
+  const hit = hits[currentIndex];
   try {
     const body = await api(`api/images/${encodeURIComponent(hit.id)}/reveal`, { method: "POST" });
     if (body.opened) note("Opened the folder.");
     else note("This machine could not open the folder; its path: ", el("code", {}, body.folder));
   } catch (err) {
-    note(`Could not open the folder: ${err.message}. Its path: `, el("code", {}, hit.folder));
+    note(`Could not open the folder: ${err.message} Its path: `, el("code", {}, hit.folder));
   }
 }
 
@@ -238,7 +749,8 @@ viewer.addEventListener("keydown", (event) => {
 });
 viewer.addEventListener("close", () => {
   $("viewer-img").removeAttribute("src");
-  grid.querySelector(`[data-index="${current}"]`)?.focus();
+  if (history.state?.viewer != null) history.back();  // leave the large view's own entry
+  grid.querySelector(`[data-index="${currentIndex}"]`)?.focus();
 });
 viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });  // backdrop
 $("viewer-close").addEventListener("click", () => viewer.close());
@@ -246,45 +758,86 @@ $("viewer-prev").addEventListener("click", () => step(-1));
 $("viewer-next").addEventListener("click", () => step(1));
 $("viewer-reveal").addEventListener("click", reveal);
 $("viewer-copy").addEventListener("click", copyPath);
-$("viewer-similar").addEventListener("click", () => {
-  const hit = hits[current];
-  go({ ...readForm(), q: "", like: String(hit.id) }, true);
-});
+$("viewer-similar").addEventListener("click", () => addLike(hits[currentIndex].id));
 
-// ---- indexing progress ---------------------------------------------------------------------
+// ---- the service's status: progress of the whole job, new pictures -------------------------------
 
-function activityText(a) {
-  const of = a.total != null ? `${a.done} of ${a.total}` : `${a.done}`;
-  const phase = a.phase ? ` (${a.phase})` : "";
-  switch (a.state) {
-    case "scanning": return `Scanning: ${a.done} files seen${phase}`;
-    case "vectors": return `Embedding pictures: ${of}${phase}`;
-    case "captions": return `Writing captions: ${of}${phase}`;
-    case "events": return `Updating changed files: ${a.queued} queued${phase}`;
-    default: return null;
+// The service reports one batch at a time (done/total restart with each batch, `queued` counts what
+// waits). The page adds the batches of one busy spell up, so the bar covers the whole job.
+let job = null;
+
+function progressOf(status) {
+  const a = status.activity ?? { state: "idle" };
+  if (a.state === "idle") { job = null; return null; }
+  const kind = a.state === "captions" ? "captions" : a.state === "rerank cache" ? "rerank" : "index";
+  if (!job || job.kind !== kind) job = { kind, base: 0, done: 0, total: a.total };
+  else if (a.total !== job.total || a.done < job.done) job.base += job.total ?? 0;  // a new batch
+  job.done = a.done;
+  job.total = a.total;
+  const done = job.base + a.done;
+  const total = a.total == null ? null
+    : kind === "captions" ? done + (status.pending_captions ?? Math.max(0, a.total - a.done))
+    : job.base + a.total + (a.queued ?? 0);
+  return { state: a.state, phase: a.phase, done, total: total == null ? null : Math.max(total, done), queued: a.queued ?? 0 };
+}
+
+function activityText(p) {
+  const of = p.total != null ? `${p.done} of ${p.total}` : null;
+  const waiting = p.queued ? `, ${p.queued} more waiting` : "";
+  switch (p.state) {
+    case "scanning": return of ? `Indexing pictures: ${of}${waiting}` : "Looking for new or changed pictures…";
+    case "vectors": return `Indexing pictures: ${of ?? p.done}${waiting}`;
+    case "events": return of ? `Indexing changed pictures: ${of}${waiting}` : `Updating changed files: ${p.queued} waiting`;
+    case "search index": return "Building the search index…";
+    case "captions": return `Writing captions: ${of ?? p.done}`;
+    case "rerank cache": return `Preparing reranking: ${of ?? p.done}`;
+    default: return p.phase ? `${p.state} (${p.phase})` : p.state;
   }
 }
 
 function renderStatus(s) {
-  const a = s.activity ?? { state: "idle" };
-  const busy = a.state !== "idle";
+  const p = progressOf(s);
   const parts = [`${s.images} pictures`, `${s.vectors ?? "?"} vectors`];
   if (s.pending_vectors) parts.push(`${s.pending_vectors} vectors pending`);
   if (s.pending_captions) parts.push(`${s.pending_captions} captions pending`);
-  const text = [busy ? activityText(a) : null, parts.join(" · ")].filter(Boolean).join(" — ");
+  const text = [p ? activityText(p) : null, parts.join(" · ")].filter(Boolean).join(" — ");
   const line = $("status-text");
   if (line.textContent !== text) line.textContent = text;
-  $("status").classList.toggle("busy", busy);
+  const box = $("status");
+  box.classList.toggle("busy", Boolean(p));
+  box.classList.remove("down");
   const bar = $("status-progress");
-  bar.hidden = !busy;
-  if (busy && a.total) { bar.max = a.total; bar.value = a.done; } else bar.removeAttribute("value");
+  bar.hidden = !p;
+  if (p && p.total) { bar.max = p.total; bar.value = p.done; } else bar.removeAttribute("value");
+  noticeNew(s.vectors);
 }
+
+/** New pictures indexed since the shown search ran: offer to run it again. */
+function noticeNew(vectors) {
+  if (typeof vectors !== "number") return;
+  lastVectors = vectors;
+  if (baseVectors == null || vectors < baseVectors) baseVectors = vectors;
+  const added = vectors - baseVectors;
+  freshButton.hidden = !(shownState && isActive(shownState) && added > 0);
+  if (!freshButton.hidden) {
+    freshButton.textContent = `${added} new picture${added === 1 ? "" : "s"} — refresh`;
+  }
+}
+
+freshButton.addEventListener("click", () => {
+  freshButton.hidden = true;
+  loadFacets();
+  if (shownState) run(shownState);
+});
 
 async function pollStatus() {
   try {
     renderStatus(await api("api/status"));
   } catch (err) {
-    $("status-text").textContent = `Service not answering (${err.message})`;
+    $("status-text").textContent = err.message === NOT_RUNNING ? NOT_RUNNING : `Service not answering (${err.message})`;
+    $("status").classList.add("down");
+    $("status").classList.remove("busy");
+    $("status-progress").hidden = true;
   }
   setTimeout(pollStatus, document.hidden ? 5 * POLL_MS : POLL_MS);
 }
@@ -293,20 +846,23 @@ async function pollStatus() {
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  go(readForm(), true);
+  filterChanged();
 });
-for (const box of [rerankBox, depthBox, countBox]) {
-  box.addEventListener("change", () => {
-    depthBox.disabled = !rerankBox.checked;
-    const state = readURL();
-    if (state.q || state.like) go({ ...readForm(), q: state.q, like: state.like }, true);
-  });
-}
-window.addEventListener("popstate", () => {
-  const state = readURL();
+moreButton.addEventListener("click", loadMore);
+window.addEventListener("popstate", (event) => {
+  if (viewer.open && event.state?.viewer == null) viewer.close();  // Back closes the large view
+  const state = readURL(event.state);
   fillForm(state);
-  run(state);
+  if (keyOf(state) !== wantedKey) run(state);
+  else reopenViewer();  // Forward onto the large view's entry
 });
 
-go(readURL(), false);  // also drops a first visit's ?token=… from the address bar
-pollStatus();
+{
+  const state = readURL();
+  const url = urlOf(state);  // also drops a first visit's ?token=… from the address bar
+  history.replaceState(history.state, "", url);
+  fillForm(state);
+  run(state);
+  loadFacets();
+  pollStatus();
+}
