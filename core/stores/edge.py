@@ -18,12 +18,17 @@ StoreLockedError. The lock is per open shard, so one process must not open a dir
 The vector size is read back from Edge's own persisted `edge_config.json` (the shard has no
 API for its config) to report a model/size mismatch before any write.
 
-Filters: `ensure` creates the payload indexes (they are WAL operations like any update, and
-persist with the shard). A filtered query is planned by Edge itself from those indexes: a filter
-that few points pass is answered exactly from the index's list of matching points, a broad one
-walks the HNSW graph skipping the points that fail. `optimize()` also links the points of each
-mid-sized folder among themselves (Qdrant's payload-aware HNSW) when the index exists before
-the graph is built.
+Filters: `ensure` creates the payload indexes (WAL operations like any update, persisted with
+the shard). Edge plans a filtered query from them: when fewer points pass than the full-scan
+threshold (HNSW below) it scores exactly those points, otherwise it walks the HNSW graph through
+the points that pass. That walk only finds a full page if the graph links the passing points to
+each other: `optimize()` adds such links for every folder, date block... from the threshold up
+to 1/8 of the segment, but only for indexes that exist when it builds the graph. So a new shard
+gets its indexes before any point, and a shard whose graph predates them (made before filters)
+is marked (GRAPH_MARKER): its filtered searches use ACORN (it also visits neighbours'
+neighbours: full pages, but 20-30x slower on 200k points) until `build_index` has rebuilt the
+graph. Without either, a 1 % folder of 20,000 points walked through an old graph returned 0-2
+of 20 hits (tests/stores/test_filters.py).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from imgsearch.errors import StoreError, StoreLockedError, StoreMismatchError
 from imgsearch.stores.vectors import (
     BATCH,
     FLOAT_FIELDS,
+    FULL_SCAN_KB,
     KEYWORD_FIELDS,
     PointFilter,
     check_batch,
@@ -58,6 +64,13 @@ from imgsearch.stores.vectors import (
 # worst case and not what CLIP makes, fare far worse: 0.89 at 256 on 24k 128-d, 0.24 on 100k 512-d.
 SEARCH_EF = 256
 CONFIG_FILE = "edge_config.json"  # written by Edge itself on create; holds {"vectors": {"": {...}}}
+# Edge's HNSW parameters (but FULL_SCAN_KB), with payload_m (links per point among those of one
+# folder...) spelled out at its default (m). A shard made before filters has no payload_m in its
+# config: loading it with one changes its recorded index config, and that is what makes Edge's
+# optimiser rebuild its graphs, now with the payload links (_reload_for_rebuild keeps its other
+# parameters, FULL_SCAN_KB included: such a shard keeps Edge's 10,000 KB).
+HNSW = {"m": 16, "ef_construct": 100, "full_scan_threshold": FULL_SCAN_KB, "payload_m": 16}
+GRAPH_MARKER = "imgsearch-graph-predates-filters"  # ours, beside Edge's files: see the docstring
 
 
 class EdgeVectorStore:
@@ -69,6 +82,7 @@ class EdgeVectorStore:
         self._dim: int | None = None  # None with a shard open: not a plain cosine shard
         self._have = "nothing"  # what the shard holds, for mismatch messages
         self._closed = False
+        self._graph_stale = (self._path / GRAPH_MARKER).exists()
         try:
             self._path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -84,16 +98,20 @@ class EdgeVectorStore:
         return f"{self._path} (embedded Qdrant Edge)"
 
     def ensure(self, dim: int) -> None:
-        """Create the shard for `dim`-sized cosine vectors, or check the existing one matches."""
+        """Create the shard for `dim`-sized cosine vectors (payload indexes first, before any
+        point), or check the existing one matches and add the indexes it lacks, marking its graph
+        as one to rebuild if it already has one."""
         self._check_open()
-        if self._shard is not None:
+        shard = self._shard
+        if shard is not None:
             if self._dim != dim:
                 raise StoreMismatchError(mismatch_message(str(self._path), self._have, dim))
         else:
-            config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
-            self._shard = self._open(lambda: qe.EdgeShard.create(str(self._path), config))
-            self._dim = dim
-        self._ensure_indexes(self._shard)
+            shard = self._open(lambda: qe.EdgeShard.create(str(self._path), _config(dim)))
+            self._shard, self._dim = shard, dim
+        if self._ensure_indexes(shard) and self._call(shard.info).indexed_vectors_count > 0:
+            (self._path / GRAPH_MARKER).touch()
+            self._graph_stale = True
 
     def upsert(
         self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]] | None = None
@@ -132,7 +150,7 @@ class EdgeVectorStore:
             limit=limit,
             query=qe.Query.Nearest(flat),
             filter=_edge_filter(where),
-            params=qe.SearchParams(hnsw_ef=max(SEARCH_EF, limit)),
+            params=self._search_params(limit, where),
             with_payload=False,
             with_vector=False,
         )
@@ -213,10 +231,14 @@ class EdgeVectorStore:
             self._call(shard.flush)
 
     def unindexed(self) -> int:
+        """Points outside any HNSW graph, or all of them while the graph predates the payload
+        indexes: the indexer's usual "build past N unindexed points" then rebuilds it."""
         shard = self._readable()
         if shard is None:
             return 0
         info = self._call(shard.info)
+        if self._graph_stale:
+            return int(info.points_count)
         return max(0, int(info.points_count) - int(info.indexed_vectors_count))
 
     def build_index(self) -> None:
@@ -226,9 +248,15 @@ class EdgeVectorStore:
         point on this 2-core CPU; a kill meanwhile loses nothing (Edge builds new
         segments beside the old ones and swaps them in: tests/stores/test_search_index.py)."""
         shard = self._readable()
-        if shard is not None:
-            self._call(shard.optimize)
-            self._call(shard.flush)
+        if shard is None:
+            return
+        if self._graph_stale:
+            shard = self._reload_for_rebuild()
+        rebuilt = self._call(shard.optimize)
+        self._call(shard.flush)
+        if self._graph_stale and rebuilt:
+            (self._path / GRAPH_MARKER).unlink(missing_ok=True)
+            self._graph_stale = False
 
     def close(self) -> None:
         """Flush and release the WAL lock; later calls raise StoreError."""
@@ -247,15 +275,42 @@ class EdgeVectorStore:
 
     # ---- internals -------------------------------------------------------------------------------
 
-    def _ensure_indexes(self, shard: qe.EdgeShard) -> None:
-        """Create the payload indexes a filter needs where missing (or of another type): indexing
-        is a pass over every point, so an index already there is not built again."""
+    def _ensure_indexes(self, shard: qe.EdgeShard) -> bool:
+        """Create the payload indexes a filter needs where missing (or of another type); True if
+        any was. Indexing is a pass over every point, so an index already there is left alone."""
         have = {name: info.data_type for name, info in self._call(shard.info).payload_schema.items()}
         wanted = [(f, qe.PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]
         wanted += [(f, qe.PayloadSchemaType.Float) for f in FLOAT_FIELDS]
-        for field, kind in wanted:
-            if have.get(field) != kind:
-                self._call(lambda: shard.update(qe.UpdateOperation.create_field_index(field, kind)))
+        missing = [(field, kind) for field, kind in wanted if have.get(field) != kind]
+        for field, kind in missing:
+            self._call(lambda: shard.update(qe.UpdateOperation.create_field_index(field, kind)))
+        return bool(missing)
+
+    def _search_params(self, limit: int, where: PointFilter | None) -> qe.SearchParams:
+        """ACORN only where the graph lacks payload links: it costs 20x on a graph that has them."""
+        ef = max(SEARCH_EF, limit)
+        if self._graph_stale and where is not None and not where.is_empty():
+            return qe.SearchParams(hnsw_ef=ef, acorn=qe.AcornSearchParams(enable=True))
+        return qe.SearchParams(hnsw_ef=ef)
+
+    def _reload_for_rebuild(self) -> qe.EdgeShard:
+        """Reopen the shard with HNSW's config spelled out, so that optimize() rebuilds graphs
+        made under the old one. The lock is let go for that moment: another process taking it
+        then gets the shard, and this one a StoreLockedError."""
+        assert self._shard is not None and self._dim is not None
+        try:
+            stored = json.loads((self._path / CONFIG_FILE).read_text()).get("hnsw_config") or {}
+        except (OSError, ValueError):
+            stored = {}
+        hnsw = {key: int(stored.get(key, default)) for key, default in HNSW.items()}
+        if "payload_m" not in stored:  # else nothing to change: the marker stays, so does ACORN
+            hnsw["payload_m"] = hnsw["m"]
+        config = _config(self._dim, hnsw)
+        shard, self._shard = self._shard, None
+        shard.flush()
+        shard.close()
+        self._shard = self._open(lambda: qe.EdgeShard.load(str(self._path), config))
+        return self._shard
 
     def _shard_exists(self) -> bool:
         """Edge writes its config on create; a non-empty segments/ alone also counts as a shard."""
@@ -317,6 +372,18 @@ class EdgeVectorStore:
         if shard is None:
             raise RuntimeError("EdgeVectorStore.ensure(dim) must be called before upsert")
         return shard
+
+
+def _config(dim: int, hnsw: dict[str, int] = HNSW) -> qe.EdgeConfig:
+    """The config of an imgsearch shard: cosine vectors of `dim`, HNSW as described at HNSW."""
+    vectors = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+    graph = qe.HnswIndexConfig(
+        m=hnsw["m"],
+        ef_construct=hnsw["ef_construct"],
+        full_scan_threshold=hnsw["full_scan_threshold"],
+        payload_m=hnsw["payload_m"],
+    )
+    return qe.EdgeConfig(vectors=vectors, hnsw_config=graph)
 
 
 def _edge_filter(where: PointFilter | None) -> qe.Filter | None:

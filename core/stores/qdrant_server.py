@@ -8,7 +8,9 @@ wrong --qdrant-url / --qdrant-api-key.
 Filters run on the server as payload filters over the indexes `ensure` creates; the server plans
 them like Edge does (exact over the matching points when few pass, filtered HNSW otherwise).
 An in-process `QdrantClient(":memory:")` has no payload indexes and filters by brute force, which
-gives the same answers.
+gives the same answers. A collection whose graphs predate the indexes is given them, then
+rebuilt by the server (`_relink`); until that is done a filter that the server walks through an
+old graph may return less than a full page.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from imgsearch.errors import ConfigError, StoreError, StoreMismatchError
 from imgsearch.stores.vectors import (
     BATCH,
     FLOAT_FIELDS,
+    FULL_SCAN_KB,
     KEYWORD_FIELDS,
     PointFilter,
     check_batch,
@@ -81,13 +84,15 @@ class ServerVectorStore:
                 client.create_collection(
                     self._collection,
                     vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                    hnsw_config=models.HnswConfigDiff(full_scan_threshold=FULL_SCAN_KB, payload_m=16),
                 )
             else:
                 have, have_text = self._stored_dim(client)
                 if have != dim:
                     raise StoreMismatchError(mismatch_message(self.location, have_text, dim))
             self._dim = dim
-            self._ensure_indexes(client)
+            if self._ensure_indexes(client):
+                self._relink(client)
 
     def upsert(
         self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]] | None = None
@@ -133,7 +138,7 @@ class ServerVectorStore:
 
     def set_payload(self, ids: Sequence[int], payloads: Sequence[dict[str, Any]]) -> None:
         """One request per batch of per-point overwrites, for the ids found first: the server
-        fails the whole batch on a missing id (a point deleted in between still does that)."""
+        fails the whole batch on a missing id (so does a point deleted between the two requests)."""
         pairs = check_payloads(ids, payloads)
         client = self._live()
         if not pairs or self._known_dim() is None:
@@ -257,19 +262,31 @@ class ServerVectorStore:
                     self._dim = self._stored_dim(client)[0]
         return self._dim
 
-    def _ensure_indexes(self, client: QdrantClient) -> None:
-        """Create the payload indexes a filter needs where missing: the server indexes existing
-        points in the background, and re-creating one would make it build it all again."""
+    def _ensure_indexes(self, client: QdrantClient) -> bool:
+        """Create the payload indexes a filter needs where missing; True if any was. An index
+        already there is left alone: re-creating it would make the server build it all again."""
         have = client.get_collection(self._collection).payload_schema
         wanted: list[tuple[str, models.PayloadSchemaType]] = [
             (f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS
         ] + [(f, models.PayloadSchemaType.FLOAT) for f in FLOAT_FIELDS]
-        for field, kind in wanted:
-            if field in have and have[field].data_type == kind:
-                continue
+        missing = [(f, kind) for f, kind in wanted if f not in have or have[f].data_type != kind]
+        for field, kind in missing:
             with warnings.catch_warnings():  # the in-process client says it has no such indexes
                 warnings.filterwarnings("ignore", message="Payload indexes have no effect")
                 client.create_payload_index(self._collection, field, field_schema=kind, wait=True)
+        return bool(missing)
+
+    def _relink(self, client: QdrantClient) -> None:
+        """Indexes added to a collection that already has HNSW graphs: those graphs lack the
+        links among each folder's points that make a filtered walk find a full page (see
+        imgsearch.stores.edge). Spelling out payload_m (its default, m) changes the collection's
+        index config, and the server's optimiser rebuilds the graphs in the background, this time
+        with those links. Same mechanism as the Edge rebuild, which the tests check."""
+        info = client.get_collection(self._collection)
+        hnsw = info.config.hnsw_config
+        if (info.indexed_vectors_count or 0) > 0 and hnsw.payload_m is None:
+            diff = models.HnswConfigDiff(payload_m=hnsw.m)
+            client.update_collection(self._collection, hnsw_config=diff)
 
     def _stored_dim(self, client: QdrantClient) -> tuple[int | None, str]:
         """(size, description) of the collection's unnamed cosine vector; size None if it has none."""

@@ -24,11 +24,19 @@ DAY = 86400.0
 
 
 class IndexRecordingClient(QdrantClient):
-    """An in-process client whose collections report the payload indexes created on them."""
+    """An in-process client whose collections report the payload indexes created on them, and
+    `graph_points` as their HNSW-indexed vectors (a server's count; the in-process one has none)."""
 
     def __init__(self) -> None:
         super().__init__(":memory:")
         self.indexes: dict[str, models.PayloadSchemaType] = {}
+        self.graph_points = 0
+        self.hnsw_updates: list[models.HnswConfigDiff] = []
+
+    def update_collection(self, collection_name: str, **kwargs: Any) -> bool:  # type: ignore[override]
+        if kwargs.get("hnsw_config") is not None:
+            self.hnsw_updates.append(kwargs["hnsw_config"])
+        return super().update_collection(collection_name, **kwargs)
 
     def create_payload_index(self, collection_name: str, field_name: str, **kwargs: Any) -> Any:  # type: ignore[override]
         self.indexes[field_name] = kwargs["field_schema"]
@@ -39,6 +47,7 @@ class IndexRecordingClient(QdrantClient):
         info.payload_schema = {
             name: models.PayloadIndexInfo(data_type=kind, points=0) for name, kind in self.indexes.items()
         }
+        info.indexed_vectors_count = self.graph_points
         return info
 
 
@@ -222,7 +231,9 @@ def test_facets_count_values_most_common_first(opener: Opener) -> None:
         store.facets("sha256")
 
 
-def test_an_old_store_gets_its_indexes_and_payloads_on_open(opener: Opener, backend: str, tmp_path: Path) -> None:
+def test_an_old_store_gets_its_indexes_and_payloads_on_open(
+    opener: Opener, backend: str, tmp_path: Path
+) -> None:
     """A store made before filters (no payload index, points with only a sha256): `ensure` on open
     adds the indexes, and a backfill through set_payload makes its points filterable."""
     vectors = random_vectors(3, 8)
@@ -236,9 +247,10 @@ def test_an_old_store_gets_its_indexes_and_payloads_on_open(opener: Opener, back
     else:
         store = opener()
         client: Any = store._client  # type: ignore[attr-defined]
-        client.create_collection("photos", vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE))
-        client.upsert("photos", models.Batch(ids=[0, 1, 2], vectors=vectors.tolist(),
-                                             payloads=[{"sha256": f"sha{i}"} for i in range(3)]))
+        params = models.VectorParams(size=8, distance=models.Distance.COSINE)
+        client.create_collection("photos", vectors_config=params)
+        old = [{"sha256": f"sha{i}"} for i in range(3)]
+        client.upsert("photos", models.Batch(ids=[0, 1, 2], vectors=vectors.tolist(), payloads=old))
         assert client.indexes == {}
 
     store = opener()
@@ -247,7 +259,8 @@ def test_an_old_store_gets_its_indexes_and_payloads_on_open(opener: Opener, back
     assert found(store, PointFilter(folders=("/p/1",))) == {1}
     store.close()
 
-    assert indexed_fields(opener, backend, tmp_path) == {"dirs": "keyword", "camera": "keyword", "date": "float"}
+    want = {"dirs": "keyword", "camera": "keyword", "date": "float"}
+    assert indexed_fields(opener, backend, tmp_path) == want
 
 
 def indexed_fields(opener: Opener, backend: str, tmp_path: Path) -> dict[str, str]:
@@ -255,7 +268,8 @@ def indexed_fields(opener: Opener, backend: str, tmp_path: Path) -> dict[str, st
     if backend == "edge":
         shard = qe.EdgeShard.load(str(tmp_path / "vectors"))
         try:
-            return {k: str(v.data_type).rsplit(".", 1)[-1].lower() for k, v in shard.info().payload_schema.items()}
+            schema = shard.info().payload_schema
+            return {k: str(v.data_type).rsplit(".", 1)[-1].lower() for k, v in schema.items()}
         finally:
             shard.close()
     store = opener()
@@ -270,6 +284,29 @@ def test_ensure_twice_keeps_indexes_and_filters(opener: Opener) -> None:
     again = opener()
     again.ensure(8)
     assert found(again, PointFilter(folders=("/a/b",), cameras=("Canon EOS R",))) == {1}
+
+
+# ---- server only ---------------------------------------------------------------------------------
+
+
+def test_server_collection_with_graphs_older_than_the_indexes_is_rebuilt() -> None:
+    """Indexes added to a collection with HNSW graphs: ensure() spells out payload_m, which makes
+    the server rebuild them with links per folder; a new or graph-less collection is left as is."""
+    client = IndexRecordingClient()
+    params = models.VectorParams(size=8, distance=models.Distance.COSINE)
+    client.create_collection("old", vectors_config=params)
+    client.graph_points = 5000
+    with open_vector_store(client=client, collection="old") as store:
+        store.ensure(8)
+    assert [u.payload_m for u in client.hnsw_updates] == [16]
+    with open_vector_store(client=client, collection="old") as store:
+        store.ensure(8)  # indexes there: nothing more to do
+    client.indexes.clear()
+    client.graph_points = 0  # what a server reports for a collection it has just made
+    with open_vector_store(client=client, collection="new") as store:
+        store.ensure(8)
+    assert len(client.hnsw_updates) == 1
+    client.close()
 
 
 # ---- Edge only -----------------------------------------------------------------------------------
@@ -290,31 +327,74 @@ def test_edge_filters_survive_reopen_and_index_build(tmp_path: Path) -> None:
         assert found(store, PointFilter(folders=("/a/b",), date_from=15 * DAY)) == {1, 4}
 
 
-def test_edge_filtered_search_through_the_hnsw_graph_fills_the_page(tmp_path: Path) -> None:
-    """With HNSW built and a full-scan threshold below the filter's size, Edge walks the graph
-    with the filter (the path a 1 % folder of a million photos takes): still a full page."""
-    dim, n = 32, 20_000
+def small_hnsw_shard(path: Path, dim: int) -> None:
+    """An empty shard that builds HNSW at a few thousand points and walks the graph for any
+    filter past 32 points: a 1 % folder of 20,000 points then takes the path that a 1 % folder
+    of a million 512-d photos takes with Edge's defaults."""
     config = qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
-        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=4),  # 32 points
-        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=100),  # KB: index this small shard
+        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=4),  # KB
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=100),  # KB
     )
-    qe.EdgeShard.create(str(tmp_path), config).close()
-    rng = np.random.default_rng(10)
-    in_x = set(rng.choice(n, size=n // 100, replace=False).tolist())
-    vectors = random_vectors(n, dim, seed=11)
+    qe.EdgeShard.create(str(path), config).close()
+
+
+def folder_pages(store: VectorStore, vectors: np.ndarray, in_x: set[int]) -> float:
+    """Mean recall@20 of searches in /x against numpy; every page must be full and inside /x."""
+    ids = np.array(sorted(in_x))
+    unit = vectors[ids] / np.linalg.norm(vectors[ids], axis=1, keepdims=True)
+    recalls = []
+    for query in random_vectors(20, vectors.shape[1], seed=12):
+        hits = store.search(query, 20, PointFilter(folders=("/x",)))
+        assert len(hits) == 20 and all(i in in_x for i, _ in hits)
+        true = set(ids[np.argsort(-(unit @ query))[:20]].tolist())
+        recalls.append(len(true & {i for i, _ in hits}) / 20)
+    return float(np.mean(recalls))
+
+
+def folder_points(n: int) -> tuple[np.ndarray, set[int], list[dict[str, Any]]]:
+    """n random 32-d vectors, 1 % of them in /x."""
+    in_x = set(np.random.default_rng(10).choice(n, size=n // 100, replace=False).tolist())
+    paths = [f"/x/{i}.jpg" if i in in_x else f"/y/{i}.jpg" for i in range(n)]
+    payloads = [point_payload(path, str(i), None, None) for i, path in enumerate(paths)]
+    return random_vectors(n, 32, seed=11), in_x, payloads
+
+
+def test_edge_filtered_search_through_the_hnsw_graph_fills_the_page(tmp_path: Path) -> None:
+    """Indexes made before the graph: optimize() links each folder's points among themselves."""
+    small_hnsw_shard(tmp_path, 32)
+    vectors, in_x, payloads = folder_points(20_000)
     with EdgeVectorStore(tmp_path) as store:
-        store.ensure(dim)
-        payloads = [point_payload(f"/x/{i}.jpg" if i in in_x else f"/y/{i}.jpg", str(i), None, None) for i in range(n)]
-        store.upsert(list(range(n)), vectors, payloads)
+        store.ensure(32)
+        store.upsert(list(range(len(vectors))), vectors, payloads)
         store.build_index()
         assert store.unindexed() == 0
-        ids = np.array(sorted(in_x))
-        unit = vectors[ids] / np.linalg.norm(vectors[ids], axis=1, keepdims=True)
-        recalls = []
-        for query in random_vectors(20, dim, seed=12):
-            hits = store.search(query, 20, PointFilter(folders=("/x",)))
-            assert len(hits) == 20 and all(i in in_x for i, _ in hits)
-            true = set(ids[np.argsort(-(unit @ query))[:20]].tolist())
-            recalls.append(len(true & {i for i, _ in hits}) / 20)
-        assert np.mean(recalls) > 0.9
+        assert folder_pages(store, vectors, in_x) > 0.9
+
+
+def test_edge_graph_older_than_the_indexes_is_searched_with_acorn_then_rebuilt(tmp_path: Path) -> None:
+    """A shard whose graph was built before filters existed has no links inside /x: walked as
+    is, it returned 0-2 of 20 hits. Opening it marks it; filtered searches use ACORN until the
+    indexer's next build_index rebuilds the graph (unindexed() counts every point till then)."""
+    small_hnsw_shard(tmp_path, 32)
+    vectors, in_x, payloads = folder_points(20_000)
+    shard = qe.EdgeShard.load(str(tmp_path))
+    for start in range(0, len(vectors), 1000):
+        points = [qe.Point(i, vectors[i].tolist(), payloads[i]) for i in range(start, start + 1000)]
+        shard.update(qe.UpdateOperation.upsert_points(points))
+    shard.optimize()
+    shard.close()
+
+    with EdgeVectorStore(tmp_path) as store:
+        store.ensure(32)
+        assert store.unindexed() == 20_000
+        assert folder_pages(store, vectors, in_x) > 0.9
+    with EdgeVectorStore(tmp_path) as store:  # the mark outlives a reopen
+        assert store.unindexed() == 20_000
+        store.build_index()
+        assert store.unindexed() == 0
+        assert folder_pages(store, vectors, in_x) > 0.9
+    with EdgeVectorStore(tmp_path) as store:
+        store.ensure(32)
+        assert store.unindexed() == 0
+        assert folder_pages(store, vectors, in_x) > 0.9
