@@ -81,7 +81,10 @@ class FuzzWorker(Worker):
     never indexed. Records every list of paths it was given."""
 
     def __init__(self, engine: Any) -> None:
-        super().__init__(engine, roots=None, collector=None, watcher=None)  # type: ignore[arg-type]
+        from imgsearch.service.worker import Roots
+
+        roots = Roots(engine.settings.index_dir, [])  # what /api/facets lists: no watched folder here
+        super().__init__(engine, roots=roots, collector=None, watcher=None)  # type: ignore[arg-type]
         self.submitted: list[list[str]] = []
 
     def submit(self, paths: list[str], captions: bool = True, precompute_rerank: bool = False) -> Job:
