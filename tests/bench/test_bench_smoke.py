@@ -57,10 +57,22 @@ def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) 
         for key in ("upsert_s", "p50_ms", "p95_ms", "open_s", "peak_rss_mb", "disk_mb", "p50_vs_numpy"):
             _number(v[key])
         assert _number(v["recall_at_20"]) > 0.99  # tiny stores are searched exactly
+    filtered = {(v["backend"], v["n"]): v["filtered"] for v in results["vectors"] if "filtered" in v}
+    assert {("numpy", 1000), ("edge", 1000), ("edge+optimize", 1000)} <= set(filtered)
+    assert not any(b == "qdrant-client" for b, _ in filtered)  # local mode filters in Python: not measured
+    for (backend, n), block in filtered.items():
+        assert set(block["filters"]) == {"folder", "date", "camera"}
+        for name, f in block["filters"].items():
+            assert 0 < _number(f["p50_ms"]) <= _number(f["p95_ms"])
+            assert _number(f["filtered_vs_unfiltered"]) > 0
+            assert _number(f["recall_at_20"]) > 0.99, (backend, n, name)  # exact at these sizes
+        assert _number(block["worst_filtered_vs_unfiltered"]) > 0
 
     assert {t["status"] for t in results["targets"]} == {"not measured"}  # smoke never judges targets
-    for heading in ("Targets of the issue", "Machine", "Indexing", "Queries", "Vector store scale"):
+    for heading in ("Targets of the issue", "Machine", "Indexing", "Queries", "Vector store scale",
+                    "Filtered search"):
         assert f"## {heading}" in md
+    assert "| edge+optimize | uniform | 1,000 | camera: one camera, ~10 % |" in md
     assert results["machine"]["cpu"] in md
     assert "| tiny (bundled) | smoke (320×240" in md and "| edge | uniform | 1,000 |" in md
 
