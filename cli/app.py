@@ -4,7 +4,9 @@ SQLAlchemy, Qdrant) happen inside the commands so `imgsearch --help` is instant.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -159,7 +161,8 @@ def watch(
     def run() -> None:
         from imgsearch.service.run import run_service
 
-        run_service(settings, paths or [], captions=not no_captions, echo=lambda m: err.print(m, highlight=False))
+        run_service(settings, paths or [], captions=not no_captions, echo=lambda m: err.print(m, highlight=False),
+                    stop=_STOP)
 
     _guarded(run)
 
@@ -182,7 +185,20 @@ app.add_typer(service_app, name="service")
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["watch"]:
+        _catch_stop_signals()
     app()
+
+
+_STOP = threading.Event()
+
+
+def _catch_stop_signals() -> None:
+    """`watch` takes seconds to import and load: a SIGTERM (systemd stopping it) or Ctrl-C in
+    that time must still end it cleanly (exit 0), so from the first moment they only set a flag
+    that the service looks at between its start-up steps."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: _STOP.set())
 
 
 if __name__ == "__main__":

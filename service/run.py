@@ -38,12 +38,7 @@ from .worker import Roots, Worker
 log = logging.getLogger("imgsearch.service")
 
 
-class _Stop(Exception):
-    """SIGTERM, turned into an exception so the shutdown code runs."""
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _logging(folder: Path) -> None:
@@ -84,19 +79,27 @@ def _write_service_file(settings: Settings, url: str, token: str) -> None:
 
 def run_service(
     settings: Settings, paths: Sequence[Path] = (), *, captions: bool = True,
-    echo: object = print,
+    echo: object = print, stop: threading.Event | None = None,
 ) -> None:
-    """Returns when stopped (exit 0 for the caller), also when SIGTERM came while starting."""
-    previous = signal.signal(signal.SIGTERM, _raise_stop)  # from the first moment on
+    """Returns when stopped (exit 0 for the caller), also when SIGTERM or Ctrl-C came while
+    starting. From the first moment on, a stop signal only sets `stop`: an exception raised at
+    an arbitrary point of loading (inside torch, SQLite, Qdrant) could leave a lock held and the
+    exit hanging. Start-up looks at it between its steps; once serving, uvicorn takes the
+    signals over and is told to stop if one came just before."""
+    stop = stop or threading.Event()  # the CLI's, set by a signal that came while it imported us
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
     try:
-        _serve(settings, paths, captions, echo)
-    except (KeyboardInterrupt, _Stop):
-        log.info("stopped while starting")
+        _serve(settings, paths, captions, echo, stop)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: object) -> None:
+def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: object,
+           stop: threading.Event) -> None:
+    if stop.is_set():
+        log.info("stopped while starting")
+        return
     host, port = settings.host, settings.port
     # The secret the CLI reads from service.json: needed for every request beyond loopback (or
     # when --token was given), and on loopback for what makes the service read new folders.
@@ -112,8 +115,14 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
     try:
         sock = _bind(host, port)
         models = Models(settings)
+        if stop.is_set():
+            return
         clip = models.clip
+        if stop.is_set():
+            return
         stores = open_stores(settings, models.facts(), clip.dim)
+        if stop.is_set():
+            return
         engine = Engine(settings, models, stores)
         roots = Roots(index_dir, [*settings.roots, *paths])
         collector = ChangeCollector(ignore=(str(settings.home.absolute()),))
@@ -132,14 +141,15 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
         log.info("serving %s on %s, watching %s", index_dir, url, ", ".join(map(str, roots.paths)) or "nothing yet")
         echo(f"imgsearch service on {url} (watching {len(roots.paths)} folder(s); log: {index_dir / 'service.log'})")
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
-        # uvicorn shuts down on SIGTERM/SIGINT, then re-raises the signal under the handler it found
-        # (ours): that ends the process through the `finally` below, not by the default kill.
-        try:
+        # uvicorn handles SIGTERM/SIGINT while it serves, then re-raises the signal under the handler
+        # it found (ours: it sets `stop`). A signal that came before uvicorn took over stops it too.
+        threading.Thread(target=lambda: stop.wait() or setattr(server, "should_exit", True),
+                         name="imgsearch-stop", daemon=True).start()
+        if not stop.is_set():
             server.run(sockets=[sock])
-        except (KeyboardInterrupt, _Stop):
-            pass
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        if stop.is_set() and worker is None:
+            log.info("stopped while starting")
         settings.service_file.unlink(missing_ok=True)
         if worker is not None:
             log.info("stopping: finishing the batch in hand")
