@@ -1,42 +1,26 @@
-"""Indexing: scan folders, embed with CLIP into the vector store, caption with BLIP."""
+"""Indexing: scan folders, embed with CLIP into the vector store, caption with BLIP. Importing
+this package imports no torch (`index`, `IndexReport` and `run_index` load on first use), so the
+cold query path can upgrade an old index (`backfill`) without it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from imgsearch.models import Models
-from imgsearch.models.text_export import ensure_text_export
-from imgsearch.progress import Progress
-from imgsearch.settings import Settings
-from imgsearch.stores import open_stores
-from imgsearch.stores.lock import WriterLock
-
-from .pipeline import IndexReport, index
+if TYPE_CHECKING:
+    from .pipeline import IndexReport, index
+    from .runner import run_index
 
 
-def run_index(
-    settings: Settings,
-    paths: Sequence[Path],
-    *,
-    captions: bool = True,
-    precompute_rerank: bool = False,
-    progress: Progress | None = None,
-    client: object = None,
-) -> IndexReport:
-    """Open the stores for these settings and index `paths` (the CLI's entry when no service
-    runs). Holds the writer lock, so a second writer is refused with a clear message."""
-    models = Models(settings)
-    with WriterLock(settings.index_dir, "imgsearch index"), \
-            open_stores(settings, models.facts(), models.clip.dim, client=client) as stores:
-        report = index(paths, stores, models, captions=captions, progress=progress)
-        # cold `query --no-rerank` then needs no torch (the service, when it runs, answers instead)
-        ensure_text_export(models.clip, settings.index_dir)
-        if precompute_rerank:
-            from .precompute import precompute_rerank
+def __getattr__(name: str) -> Any:
+    if name in ("IndexReport", "index"):
+        from . import pipeline
 
-            precompute_rerank(stores, models, progress)
-        return report
+        return getattr(pipeline, name)
+    if name == "run_index":
+        from .runner import run_index
+
+        return run_index
+    raise AttributeError(name)
 
 
 __all__ = ["IndexReport", "index", "run_index"]

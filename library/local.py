@@ -52,6 +52,9 @@ class LocalIndex:
             return None
         self._stores = open_stores(self.settings, model_facts(resolve_profile(self.settings)), dim,
                                    client=self._client)
+        from imgsearch.indexer.backfill import backfill
+
+        backfill(self._stores)  # an index from before dates and cameras were kept: upgraded on open
         return self._stores
 
     def _embedder(self, request: SearchRequest) -> tuple[Embedder, Any]:

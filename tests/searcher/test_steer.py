@@ -165,3 +165,38 @@ def _id(idx: LocalIndex, path: Path) -> int:
     hits = _search(idx, Term(IMAGE, str(path), data=path.read_bytes()), limit=1)
     assert hits[0].path == str(path)
     return hits[0].file_id
+
+
+def test_an_old_index_is_upgraded_when_a_query_opens_it(tmp_path: Path) -> None:
+    """An index made before dates and cameras were kept (no payloads, no date columns) answers a
+    filtered query right away: opening it backfills them, without embedding anything."""
+    from sqlalchemy import text
+
+    from imgsearch.stores import open_stores
+
+    photos, rng = tmp_path / "photos", random.Random(3)
+    canon = _write(photos, "canon", [("star", "red", "large")], rng, when=datetime(2018, 6, 30, 12), exif=True,
+                   camera="canon")
+    _write(photos, "plain", [("star", "red", "large")], rng, when=datetime(2020, 1, 1))
+    settings = Settings(home=tmp_path / "home", models="tiny", decode_workers=1)
+    run_index(settings, [photos], captions=False)
+    from imgsearch.models.profiles import model_facts, resolve_profile
+
+    with open_stores(settings, model_facts(resolve_profile(settings)), _dim(settings)) as stores:
+        ids = sorted(stores.vectors.all_ids())
+        full = stores.vectors.payloads(ids)
+        stores.vectors.set_payload(ids, [{"sha256": full[i]["sha256"]} for i in ids])
+        with stores.catalog.engine.begin() as conn:
+            conn.execute(text("update files set date = null, date_source = null, camera = null"))
+    with LocalIndex(settings) as idx:
+        hits = _search(idx, words("a red star"), camera="canon", date_from="2018", limit=5, rerank_k=0)
+        assert [h.path for h in hits] == [str(canon)] and hits[0].date_source == "exif"
+        assert idx._models is None  # no model was loaded to upgrade it
+
+
+def _dim(settings: Settings) -> int:
+    from imgsearch.stores import recorded_dim
+
+    dim = recorded_dim(settings)
+    assert dim is not None
+    return dim

@@ -1,0 +1,40 @@
+"""`imgsearch index` without a running service: this process takes the writer lock, opens the
+stores and loads the models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from imgsearch.models import Models
+from imgsearch.models.text_export import ensure_text_export
+from imgsearch.progress import Progress
+from imgsearch.settings import Settings
+from imgsearch.stores import open_stores
+from imgsearch.stores.lock import WriterLock
+
+from .pipeline import IndexReport, index
+
+
+def run_index(
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    captions: bool = True,
+    precompute_rerank: bool = False,
+    progress: Progress | None = None,
+    client: object = None,
+) -> IndexReport:
+    """Open the stores for these settings and index `paths` (the CLI's entry when no service
+    runs). Holds the writer lock, so a second writer is refused with a clear message."""
+    models = Models(settings)
+    with WriterLock(settings.index_dir, "imgsearch index"), \
+            open_stores(settings, models.facts(), models.clip.dim, client=client) as stores:
+        report = index(paths, stores, models, captions=captions, progress=progress)
+        # cold `query --no-rerank` then needs no torch (the service, when it runs, answers instead)
+        ensure_text_export(models.clip, settings.index_dir)
+        if precompute_rerank:
+            from .precompute import precompute_rerank
+
+            precompute_rerank(stores, models, progress)
+        return report
