@@ -39,7 +39,7 @@ class LocalIndex:
             self._models = Models(self.settings)
         return self._models
 
-    def _open_stores(self, dim: int | None = None) -> Any:
+    def _open_stores(self) -> Any:
         """The stores, opened for the models' facts and the catalog's vector size; None when
         nothing was ever indexed here (no size recorded)."""
         if self._stores is not None:
@@ -47,7 +47,7 @@ class LocalIndex:
         from imgsearch.models.profiles import model_facts, resolve_profile
         from imgsearch.stores import open_stores, recorded_dim
 
-        dim = dim or recorded_dim(self.settings)
+        dim = recorded_dim(self.settings)
         if dim is None:
             return None
         self._stores = open_stores(self.settings, model_facts(resolve_profile(self.settings)), dim,

@@ -16,12 +16,20 @@ class QueryLimitError(ConfigError):
 
 
 def check_query(text: str, limit: int, rerank_k: int = 0) -> None:
+    check_words(text)
+    check_limit(limit)
+    check_rerank_k(rerank_k)
+
+
+def check_words(text: str) -> None:
     if not text.strip():
         raise QueryLimitError("the query is empty: say what to look for, e.g. imgsearch query \"red bicycle\"")
     if len(text) > MAX_QUERY_CHARS:
         raise QueryLimitError(f"the query is {len(text):,} characters long; at most {MAX_QUERY_CHARS:,} are "
                               "accepted (CLIP reads only the first ~60 words)")
-    check_limit(limit)
+
+
+def check_rerank_k(rerank_k: int) -> None:
     if not 0 <= rerank_k <= MAX_RERANK_K:
         raise QueryLimitError(f"the rerank depth (rerank-k) must be between 0 and {MAX_RERANK_K:,} (got {rerank_k:,})")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from imgsearch.dates import period
 
-from .limits import MAX_QUERY_CHARS, QueryLimitError, check_limit, check_query
+from .limits import MAX_QUERY_CHARS, QueryLimitError, check_limit, check_rerank_k, check_words
 
 TEXT, IMAGE, INDEXED = "text", "image", "indexed"  # words; picture bytes; an indexed picture's id
 SORTS = ("relevance", "newest", "oldest")
@@ -101,7 +101,7 @@ class SearchRequest:
             raise QueryLimitError(f"at most {MAX_TERMS} query terms")
         for term in self.terms:
             if term.kind == TEXT:
-                check_query(term.text, 1, 0)
+                check_words(term.text)
             elif term.kind == IMAGE and not 0 < len(term.data) <= MAX_IMAGE_BYTES:
                 raise QueryLimitError(f"a picture to search by is 1 byte to {MAX_IMAGE_BYTES // 1024**2} MB")
             if term.weight == 0:
@@ -109,7 +109,7 @@ class SearchRequest:
         if self.terms and all(t.weight < 0 for t in self.terms):
             raise QueryLimitError("say what to look for, not only what to leave out (--not needs a QUERY)")
         check_limit(self.limit)
-        check_query("x", 1, self.rerank_k)
+        check_rerank_k(self.rerank_k)
         if not 0 <= self.offset <= 100_000:
             raise QueryLimitError(f"the offset must be between 0 and 100,000 (got {self.offset:,})")
         if self.sort not in SORTS:
