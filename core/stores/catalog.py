@@ -78,7 +78,7 @@ class CatalogCounts:
 
 # The newest migration in migrations/versions (tests/stores/test_catalog.py checks it is). A
 # catalog already there skips Alembic, whose import alone costs a cold query ~0.4 s.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def alembic_config(url: str) -> Config:
@@ -146,6 +146,21 @@ def _in_folder(folder: str) -> Any:
     """SQL: a row's path lies below `folder` (a prefix test, so `%` and `_` in names are plain)."""
     prefix = folder.rstrip("/") + "/"
     return func.substr(FileRow.path, 1, len(prefix)) == prefix
+
+
+def passing(q: Any, folders: Sequence[str], date_from: datetime | None, date_until: datetime | None,
+            cameras: Sequence[str] | None) -> Any:
+    """`q` narrowed to indexed rows that pass the filters (see `Catalog.listing`)."""
+    q = q.where(FileRow.has_vector, FileRow.error.is_(None))
+    if folders and "/" not in [f.rstrip("/") or "/" for f in folders]:
+        q = q.where(or_(*(_in_folder(f) for f in folders)))
+    if date_from is not None:
+        q = q.where(FileRow.date >= date_from)
+    if date_until is not None:
+        q = q.where(FileRow.date < date_until)
+    if cameras is not None:
+        q = q.where(FileRow.camera.in_(list(cameras)))
+    return q
 
 
 class Catalog:
@@ -272,15 +287,7 @@ class Catalog:
         row without a date passes no date filter and comes last either way."""
         if cameras is not None and not cameras:
             return []
-        q = select(FileRow).where(FileRow.has_vector, FileRow.error.is_(None))
-        if folders and "/" not in [f.rstrip("/") or "/" for f in folders]:
-            q = q.where(or_(*(_in_folder(f) for f in folders)))
-        if date_from is not None:
-            q = q.where(FileRow.date >= date_from)
-        if date_until is not None:
-            q = q.where(FileRow.date < date_until)
-        if cameras is not None:
-            q = q.where(FileRow.camera.in_(list(cameras)))
+        q = passing(select(FileRow), folders, date_from, date_until, cameras)
         order = (FileRow.date.desc(), FileRow.id.desc()) if newest_first else (FileRow.date, FileRow.id)
         q = q.order_by(FileRow.date.is_(None), *order).limit(limit).offset(offset)
         with self.session() as s:

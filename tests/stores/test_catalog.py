@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect
 
 from imgsearch.errors import StoreMismatchError
 from imgsearch.stores.catalog import HEAD_REVISION, Catalog, NewFile, alembic_config, open_catalog
-from imgsearch.stores.schema import Base
+from imgsearch.stores.schema import Base, described
 
 
 def test_migrations_from_empty_build_what_the_models_describe(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_migrations_from_empty_build_what_the_models_describe(tmp_path: Path) ->
     open_catalog(url).close()
     engine = create_engine(url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": described}), Base.metadata)
         assert diff == []
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == HEAD_REVISION
         assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"

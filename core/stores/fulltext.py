@@ -1,0 +1,83 @@
+"""Words against each picture's file name, folder names and caption: the catalog's FTS5 table
+(migration 0003, kept in step by triggers), ranked by BM25. Hybrid search fuses these
+candidates with CLIP's; `evidence` says which of a query's words matched where (the ranking's
+text score, the cutoff's name match, `--explain`). SQLite only: on another database `available`
+is False and searches stay vector-only."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import column, func, inspect, select, table, text
+
+from imgsearch.stores.catalog import Catalog, passing
+from imgsearch.stores.schema import FileRow
+
+FIELDS = ("name", "folders", "caption")
+# Words too common to say anything about a picture; a query of only these has no text part.
+STOPWORDS = frozenset(
+    "a an the of and or in on at to with by for from is are was be it its this that these those some "
+    "any my our your their his her photo photos picture pictures image images".split())
+_WORD = re.compile(r"[^\W_]+")  # as FTS5's unicode61: letters and digits; '_' and '-' separate
+_FTS = table("files_fts", column("rowid"))
+_WEIGHTS = (2.0, 1.5, 1.0)  # bm25 column weights: a word in the file name says most
+
+
+def query_words(texts: Iterable[str]) -> list[str]:
+    """The distinct words that count, in order, lower-cased."""
+    seen: dict[str, None] = {}
+    for t in texts:
+        for w in _WORD.findall(t.casefold()):
+            if w not in STOPWORDS:
+                seen.setdefault(w, None)
+    return list(seen)
+
+
+def _match(words: Sequence[str], field: str | None = None) -> str:
+    """An FTS5 query: any of the words (each quoted, so no word is read as an operator)."""
+    terms = " OR ".join(f'"{w}"' for w in words)
+    return f"{{{field}}} : ({terms})" if field else terms
+
+
+class FullText:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._available: bool | None = None
+
+    @property
+    def available(self) -> bool:
+        if self._available is None:
+            engine = self.catalog.engine
+            self._available = engine.dialect.name == "sqlite" and inspect(engine).has_table("files_fts")
+        return self._available
+
+    def search(self, words: Sequence[str], limit: int, folders: Sequence[str] = (),
+               date_from: datetime | None = None, date_until: datetime | None = None,
+               cameras: Sequence[str] | None = None) -> list[tuple[int, float]]:
+        """(file id, BM25 relevance: higher is better) of indexed pictures holding any of the
+        words and passing the filters, best first."""
+        if not words or not self.available or (cameras is not None and not cameras) or limit <= 0:
+            return []
+        relevance = -func.bm25(text("files_fts"), *_WEIGHTS)
+        q = (select(FileRow.id, relevance.label("relevance"))
+             .select_from(_FTS.join(FileRow.__table__, FileRow.id == _FTS.c.rowid))
+             .where(text("files_fts MATCH :match")))
+        q = passing(q, folders, date_from, date_until, cameras).order_by(text("relevance DESC")).limit(limit)
+        with self.catalog.session() as s:
+            return [(i, float(r)) for i, r in s.execute(q, {"match": _match(words)})]
+
+    def evidence(self, ids: Iterable[int], words: Sequence[str]) -> dict[int, dict[str, list[str]]]:
+        """For each id: field -> the query's words found in it (stemmed as the index is)."""
+        ids = list(ids)
+        found: dict[int, dict[str, list[str]]] = {i: {f: [] for f in FIELDS} for i in ids}
+        if not ids or not words or not self.available:
+            return found
+        q = select(_FTS.c.rowid).where(text("files_fts MATCH :match"), _FTS.c.rowid.in_(ids))
+        with self.catalog.session() as s:
+            for field in FIELDS:
+                for w in words:
+                    for (i,) in s.execute(q, {"match": _match([w], field)}):
+                        found[i][field].append(w)
+        return found
