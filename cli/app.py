@@ -95,6 +95,12 @@ def query(
     offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging: --limit 10 --offset 10).")] = 0,
     rerank_k: Annotated[int, typer.Option("--rerank-k", help="Rerank this many top CLIP hits with BLIP ITM (0-1,000).")] = 20,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="CLIP order only (same as --rerank-k 0).")] = False,
+    min_match: Annotated[Optional[float], typer.Option("--min-match", min=0.0, max=1.0, help=(
+        "Only pictures at least this likely to match the words (BLIP ITM probability, 0-1; 0: show all; "
+        "default: env IMGSEARCH_MIN_MATCH, 0.5). Needs the rerank."))] = None,
+    mode: Annotated[str, typer.Option("--mode", help=(
+        "hybrid: CLIP and words in file names, folders and captions; vector: CLIP only; text: words only."))] = "hybrid",
+    explain: Annotated[bool, typer.Option("--explain", help="Say why each picture matched (scores, ranks, words).")] = False,
     home: HomeOpt = None,
     models: ModelsOpt = None,
     qdrant_url: QdrantOpt = None,
@@ -112,12 +118,17 @@ def query(
             (*(term(t) for t in terms or ()), *(term(t, negative=True) for t in not_ or ())),
             folders=tuple(str(f.expanduser().absolute()) for f in folders or ()), date_from=date_from,
             date_until=date_until, camera=camera, sort=sort or ("relevance" if terms else "newest"),
-            limit=limit, offset=offset, rerank_k=0 if no_rerank else rerank_k,
+            limit=limit, offset=offset, rerank_k=0 if no_rerank else rerank_k, mode=mode,
+            min_match=settings.min_match if min_match is None else min_match, explain=explain,
         ).check()  # the same limits and message with or without a service
         with _open(settings) as idx:
-            return [h.as_json() for h in idx.search(request)]
+            return request, [h.as_json() for h in idx.search(request)]
 
-    print_hits(_guarded(run), as_json)
+    request, hits = _guarded(run)
+    cutoff = request.min_match if request.positive_words and request.rerank_k > 0 else 0
+    empty = (f"No picture matches (none at least {cutoff:g} likely); --min-match 0 shows the closest ones."
+             if cutoff else None)
+    print_hits(hits, as_json, empty)
 
 
 @app.command()

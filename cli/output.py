@@ -91,7 +91,8 @@ def print_index_report(report: dict[str, Any], as_json: bool) -> None:
         out.print("[yellow]stopped early; the next run finishes the work[/]")
 
 
-def print_hits(hit_dicts: list[dict[str, Any]], as_json: bool) -> None:
+def print_hits(hit_dicts: list[dict[str, Any]], as_json: bool, empty: str | None = None) -> None:
+    """`empty`: what to say when nothing came back (the default asks whether anything is indexed)."""
     from types import SimpleNamespace
 
     if as_json:
@@ -99,15 +100,37 @@ def print_hits(hit_dicts: list[dict[str, Any]], as_json: bool) -> None:
         return
     hits = [SimpleNamespace(**h) for h in hit_dicts]
     if not hits:
-        out.print("No results. Is anything indexed? Try: imgsearch index ~/Photos")
+        out.print(empty or "No results. Is anything indexed? Try: imgsearch index ~/Photos")
         return
     table = Table(show_edge=False)
-    for col in ("#", "score", "clip", "itm", "path", "caption"):
+    for col in ("#", "match", "score", "clip", "path", "caption"):
         table.add_column(col, overflow="fold")
     for i, h in enumerate(hits, 1):
-        itm = f"{h.itm_score:.3f}" if h.itm_score is not None else "-"
-        table.add_row(str(i), f"{h.score:.3f}", f"{h.clip_score:.3f}", itm, h.path, h.caption or "")
+        table.add_row(str(i), _num(h.match), _num(h.score), _num(h.clip_score), h.path, h.caption or "")
     out.print(table)
+    explained = [h for h in hits if h.explain]
+    for i, h in enumerate(explained, 1):
+        out.print(f"{i}. {h.path}: {_why(h.explain)}", highlight=False)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _why(e: dict[str, Any]) -> str:
+    """One line of `--explain`: the scores, the ranks it came in at, the words found where."""
+    parts = [f"CLIP {_num(e['clip'])}", f"ITM {_num(e['itm'])}" if e["reranked"] else "not reranked"]
+    if e.get("not_penalty"):
+        parts.append(f"--not {_num(e['not_penalty'])}")
+    ranks = ", ".join(f"{k} #{v}" for k, v in e["ranks"].items() if v is not None)
+    if ranks:
+        parts.append(f"found by {ranks}")
+    found = [f"{', '.join(ws)} in its {field}" for field, ws in (e.get("words") or {}).items() if ws]
+    if found:
+        parts.append("; ".join(found))
+    if e.get("names_match"):
+        parts.append("every word in its name or folders: a match")
+    return "; ".join(parts)
 
 
 def print_status(status_json: dict[str, Any], as_json: bool) -> None:

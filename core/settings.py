@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     caption_batch_size: int = 16
     decode_workers: int = Field(default_factory=lambda: max(1, min(8, os.cpu_count() or 1)))
     rerank_cache_mb: int = 2048
+    # Searches by words return only pictures at least this likely to match (BLIP ITM's
+    # probability; calibrated on the evaluation, see the model card); 0 turns the cutoff off.
+    min_match: float = Field(default=0.5, ge=0.0, le=1.0)
     # BLIP's own captioning decodes at most 20 tokens (its max_length=20, prompt included); a
     # caption of a photo is about 10. Every token costs a decoder pass over the whole batch.
     caption_max_tokens: int = 20

@@ -8,6 +8,7 @@ The watch service's engine is one of these, over models and stores it already ho
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ class LocalIndex:
     # --- the Index interface ---------------------------------------------------------------------
     def search(self, request: SearchRequest) -> list[Hit]:
         request.check()
+        if request.min_match is None:
+            request = replace(request, min_match=self.settings.min_match)
         embedder, rerank_models = self._embedder(request)
         stores = self._open_stores()
         if stores is None:

@@ -33,6 +33,8 @@ class Hit:
     date: datetime | None = None  # taken_at, else the file's modification time
     date_source: str | None = None  # "exif" | "file"
     camera: str | None = None
+    match: float | None = None  # how likely it matches the words (ITM probability; 1.0 for a name match)
+    explain: dict[str, Any] | None = None  # why it matched, when asked (`searcher.query`)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -40,13 +42,14 @@ class Hit:
             "name": os.path.basename(self.path), "score": self.score, "clip_score": self.clip_score,
             "itm_score": self.itm_score, "caption": self.caption, "width": self.width, "height": self.height,
             "size": self.size, "taken_at": _iso(self.taken_at), "date": _iso(self.date),
-            "date_source": self.date_source, "camera": self.camera,
+            "date_source": self.date_source, "camera": self.camera, "match": self.match, "explain": self.explain,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Hit:
         return cls(d["path"], d["score"], d["clip_score"], d["itm_score"], d["caption"], d["width"], d["height"],
-                   _parse(d["taken_at"]), d["id"], d["size"], _parse(d["date"]), d["date_source"], d["camera"])
+                   _parse(d["taken_at"]), d["id"], d["size"], _parse(d["date"]), d["date_source"], d["camera"],
+                   d.get("match"), d.get("explain"))
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -57,9 +60,10 @@ def _parse(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def hit(info: FileInfo, clip: float | None, itm: float | None = None, score: float | None = None) -> Hit:
+def hit(info: FileInfo, clip: float | None, itm: float | None = None, score: float | None = None,
+        match: float | None = None, explain: dict[str, Any] | None = None) -> Hit:
     return Hit(info.path, clip if score is None else score, clip, itm, info.caption, info.width, info.height,
-               info.taken_at, info.id, info.size, info.date, info.date_source, info.camera)
+               info.taken_at, info.id, info.size, info.date, info.date_source, info.camera, match, explain)
 
 
 def nearest(vector: np.ndarray, stores: Stores, limit: int,

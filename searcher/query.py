@@ -1,8 +1,9 @@
 """The one interpreter of a `SearchRequest`: the terms' CLIP vectors summed by weight (`--not`
-terms subtract, as rclip's `-`), the nearest pictures that pass the filters (inside the vector
-engine), the top K reranked by BLIP ITM on the positive words (a picture ITM says matches a
-`--not` phrase is pushed down by that probability), then the page. With filters and no terms,
-the catalog lists the pictures by date."""
+terms subtract, as rclip's `-`); candidates that pass the filters from CLIP (inside the vector
+engine) and from the words in names, folders and captions (`candidates`); the top K reranked by
+BLIP ITM on the positive words (a picture ITM says matches a `--not` phrase is pushed down by
+that probability) with the share of words found added; with `min_match`, only pictures that
+likely match; then the page. With filters and no terms, the catalog lists pictures by date."""
 
 from __future__ import annotations
 
@@ -13,20 +14,30 @@ import numpy as np
 from imgsearch.errors import ConfigError
 from imgsearch.stores import Stores
 
+from imgsearch.stores.fulltext import FIELDS, FullText, query_words
+
+from .candidates import Candidate, gather
 from .embed import Embedder
 from .filters import resolve
 from .fusion import FUSIONS, fuse
-from .hits import Hit, hit, nearest
-from .request import IMAGE, INDEXED, TEXT, SearchRequest
+from .hits import Hit, hit
+from .limits import MAX_RERANK_K
+from .request import IMAGE, INDEXED, TEXT, VECTOR, WORDS_ONLY, SearchRequest
+from .rerank import MATCH_DEPTH_BATCHES, Scored, rerank
+
+# Weight of the share of the query's words found in a picture's name, folders and caption,
+# beside the ITM probability and the CLIP cosine (measured: see the model card).
+TEXT_WEIGHT = 1.0
 
 
 class UnknownImageError(ConfigError):
     """A term names an image id the index does not hold."""
 
 
-def run(request: SearchRequest, stores: Stores, embedder: Embedder, models: Any = None,
-        fusion: str = "itm+clip") -> list[Hit]:
-    """`models` (imgsearch.models.Models) is needed only to rerank: without it, CLIP order."""
+def run(request: SearchRequest, stores: Stores, embedder: Embedder | None, models: Any = None,
+        fusion: str = "itm+clip", text_weight: float = TEXT_WEIGHT) -> list[Hit]:
+    """`models` (imgsearch.models.Models) is needed only to rerank: without it, candidate order.
+    `request.min_match` None counts as 0 here (the library fills in the index's default)."""
     if fusion not in FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}")
     request.check()
@@ -38,15 +49,78 @@ def run(request: SearchRequest, stores: Stores, embedder: Embedder, models: Any 
                                        newest_first=request.sort != "oldest", limit=request.limit,
                                        offset=request.offset)
         return [hit(info, None) for info in infos]
-    vector = query_vector(request, stores, embedder)
+    fulltext = FullText(stores.catalog)
+    words = query_words(request.positive_words) if request.mode != VECTOR else []
+    if request.mode == WORDS_ONLY and not fulltext.available:
+        raise ConfigError("this catalog has no full-text index (it needs SQLite): use --mode vector")
+    vector = None if request.mode == WORDS_ONLY else query_vector(request, stores, _need(embedder))
     shown = request.offset + request.limit
-    ranked = nearest(vector, stores, max(shown, request.rerank_k), filters.point_filter())
-    hits = _rerank(request, ranked, models, fusion) if models is not None else [hit(i, s) for i, s in ranked]
+    cutoff = request.min_match or 0.0
+    rerankable = models is not None and request.rerank_k > 0 and bool(request.positive_words)
+    depth = max(shown, request.rerank_k)
+    if cutoff > 0 and rerankable:
+        depth = max(depth, min(MAX_RERANK_K, request.rerank_k * MATCH_DEPTH_BATCHES))
+    candidates = gather(vector, words if fulltext.available else [], stores, fulltext, filters, depth)
+
+    def matched(c: Candidate, itm: float) -> bool:
+        return _match(c, itm, words) >= cutoff
+
+    scored = (rerank(candidates, request.positive_words, request.negative_words, models, request.rerank_k,
+                     enough=shown, cutoff=cutoff, matched=matched) if rerankable else {})
+    hits = _rank(request, candidates, scored, words, fusion, text_weight)
+    if cutoff > 0 and rerankable:
+        hits = [h for h in hits if h.match is not None and h.match >= cutoff]
     hits = hits[:shown]
     if request.sort != "relevance":  # the pictures that would be shown, by date (undated last)
         dated = sorted((h for h in hits if h.date), key=lambda h: h.date, reverse=request.sort == "newest")
         hits = dated + [h for h in hits if not h.date]
     return hits[request.offset:shown]
+
+
+def _need(embedder: Embedder | None) -> Embedder:
+    if embedder is None:
+        raise ValueError("a vector or hybrid search needs an embedder")
+    return embedder
+
+
+def _match(c: Candidate, itm: float, words: list[str]) -> float:
+    """The probability the cutoff reads: ITM's, or certainty when the picture's own name and
+    folders hold every word (a user's label beats a model's guess)."""
+    return 1.0 if c.names_match(words) else itm
+
+
+def _rank(request: SearchRequest, candidates: list[Candidate], scored: dict[int, Scored], words: list[str],
+          fusion: str, text_weight: float) -> list[Hit]:
+    """Reranked candidates first, by fused score; then the rest in candidate order."""
+    head: list[Hit] = []
+    tail: list[Hit] = []
+    for c in candidates:
+        coverage = c.coverage(words)
+        s = scored.get(c.info.id)
+        clip = c.clip if c.clip is not None else 0.0
+        if s is None:
+            score = c.clip if c.clip is not None else c.text
+            tail.append(hit(c.info, c.clip, None, score, None, _explain(request, c, None, None, words, coverage)))
+            continue
+        match = _match(c, s.itm, words)
+        score = fuse(fusion, match, clip, s.itc) - s.penalty + text_weight * coverage
+        head.append(hit(c.info, c.clip, s.itm, score, match, _explain(request, c, s, match, words, coverage)))
+    head.sort(key=lambda h: h.score, reverse=True)  # type: ignore[arg-type, return-value]
+    return head + tail
+
+
+def _explain(request: SearchRequest, c: Candidate, s: Scored | None, match: float | None, words: list[str],
+             coverage: float) -> dict[str, Any] | None:
+    if not request.explain:
+        return None
+    return {
+        "mode": request.mode, "clip": c.clip, "itm": s.itm if s else None, "match": match,
+        "not_penalty": s.penalty if s and request.negative_words else None,
+        "ranks": {"vector": c.ranks.get("vector"), "text": c.ranks.get("text")},
+        "text_relevance": c.text, "words": {f: c.words.get(f, []) for f in FIELDS} if words else None,
+        "words_found": coverage if words else None, "names_match": c.names_match(words),
+        "reranked": s is not None,
+    }
 
 
 def query_vector(request: SearchRequest, stores: Stores, embedder: Embedder) -> np.ndarray:
@@ -73,41 +147,12 @@ def query_vector(request: SearchRequest, stores: Stores, embedder: Embedder) -> 
     return (total / norm).astype(np.float32)
 
 
-def _rerank(request: SearchRequest, ranked: list[tuple[Any, float]], models: Any, fusion: str) -> list[Hit]:
-    """ITM on the top K for the positive words; CLIP order below K and for picture-only queries."""
-    positive, negative = request.positive_words, request.negative_words
-    if not positive or request.rerank_k <= 0 or not ranked:
-        return [hit(info, s) for info, s in ranked]
-    import torch
-
-    from imgsearch.vision_states import open_state_cache, vision_states
-
-    head, tail = ranked[:request.rerank_k], ranked[request.rerank_k:]
-    itm = models.itm
-    states = vision_states([info for info, _ in head], itm, open_state_cache(models.settings, itm),
-                           models.settings.decode_workers)
-    scorable = [(info, s) for info, s in head if info.id in states]
-    hits: list[Hit] = []
-    if scorable:
-        stacked = torch.stack([states[info.id] for info, _ in scorable])
-        text = " and ".join(positive)
-        match, itc = itm.score(text, stacked)
-        penalty = [0.0] * len(scorable)
-        for phrase in negative:
-            against, _ = itm.score(phrase, stacked)
-            penalty = [max(p, a) for p, a in zip(penalty, against)]
-        for (info, clip_score), m, c, p in zip(scorable, match, itc, penalty):
-            hits.append(hit(info, clip_score, m, fuse(fusion, m, clip_score, c) - p))
-        hits.sort(key=lambda h: h.score, reverse=True)  # type: ignore[arg-type, return-value]
-    unreadable = [hit(info, s) for info, s in head if info.id not in states]
-    return hits + unreadable + [hit(info, s) for info, s in tail]
-
-
 def search(text: str, stores: Stores, models: Any, *, limit: int = 10, rerank_k: int = 20,
-           fusion: str = "itm+clip") -> list[Hit]:
-    """Words only, CLIP then ITM: the evaluation's and the benchmark's entry."""
+           fusion: str = "itm+clip", mode: str = "hybrid", min_match: float = 0.0,
+           text_weight: float = TEXT_WEIGHT) -> list[Hit]:
+    """Words only: the evaluation's and the benchmark's entry."""
     from .embed import TorchEmbedder
     from .request import Term
 
-    request = SearchRequest((Term(TEXT, text),), limit=limit, rerank_k=rerank_k)
-    return run(request, stores, TorchEmbedder(models), models, fusion)
+    request = SearchRequest((Term(TEXT, text),), limit=limit, rerank_k=rerank_k, mode=mode, min_match=min_match)
+    return run(request, stores, TorchEmbedder(models), models, fusion, text_weight)

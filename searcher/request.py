@@ -18,6 +18,8 @@ from .limits import MAX_QUERY_CHARS, QueryLimitError, check_limit, check_rerank_
 
 TEXT, IMAGE, INDEXED = "text", "image", "indexed"  # words; picture bytes; an indexed picture's id
 SORTS = ("relevance", "newest", "oldest")
+HYBRID, VECTOR, WORDS_ONLY = "hybrid", "vector", "text"
+MODES = (HYBRID, VECTOR, WORDS_ONLY)  # candidates from CLIP and the full-text index; CLIP; full text
 DEFAULT_LIMIT = 20
 DEFAULT_RERANK_K = 20
 MAX_IMAGE_BYTES = 50 * 1024**2
@@ -86,6 +88,9 @@ class SearchRequest:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     rerank_k: int = DEFAULT_RERANK_K
+    mode: str = HYBRID
+    min_match: float | None = None  # only hits this likely to match (0-1); 0: no cutoff; None: the index's default
+    explain: bool = False  # hits say why they matched
 
     @property
     def positive_words(self) -> list[str]:
@@ -112,6 +117,12 @@ class SearchRequest:
         check_rerank_k(self.rerank_k)
         if not 0 <= self.offset <= 100_000:
             raise QueryLimitError(f"the offset must be between 0 and 100,000 (got {self.offset:,})")
+        if self.mode not in MODES:
+            raise QueryLimitError(f"mode is one of {', '.join(MODES)} (got {self.mode!r})")
+        if self.mode == WORDS_ONLY and self.terms and not self.positive_words:
+            raise QueryLimitError("--mode text searches by words: give some")
+        if self.min_match is not None and not 0 <= self.min_match <= 1:
+            raise QueryLimitError(f"min_match is a probability between 0 and 1 (got {self.min_match})")
         if self.sort not in SORTS:
             raise QueryLimitError(f"sort is one of {', '.join(SORTS)} (got {self.sort!r})")
         for value in (self.date_from, self.date_until):
@@ -126,7 +137,8 @@ class SearchRequest:
     def as_json(self) -> dict[str, Any]:
         return {"terms": [t.as_json() for t in self.terms], "folders": list(self.folders),
                 "from": self.date_from, "until": self.date_until, "camera": self.camera, "sort": self.sort,
-                "limit": self.limit, "offset": self.offset, "rerank_k": self.rerank_k}
+                "limit": self.limit, "offset": self.offset, "rerank_k": self.rerank_k, "mode": self.mode,
+                "min_match": self.min_match, "explain": self.explain}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SearchRequest:
@@ -141,18 +153,25 @@ class SearchRequest:
         plain: dict[str, Any] = {}
         for key, name, kind in (("from", "date_from", str), ("until", "date_until", str), ("camera", "camera", str),
                                 ("sort", "sort", str), ("limit", "limit", int), ("offset", "offset", int),
-                                ("rerank_k", "rerank_k", int)):
+                                ("rerank_k", "rerank_k", int), ("mode", "mode", str)):
             value = d.get(key)
             if value is None:
                 continue
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise QueryLimitError(f"{key} is a{'n integer' if kind is int else ' string'}")
             plain[name] = value
-        return cls(tuple(Term.from_json(t) for t in terms), tuple(folders), **plain).check()
+        min_match, explain = d.get("min_match"), d.get("explain", False)
+        if min_match is not None:
+            if not isinstance(min_match, (int, float)) or isinstance(min_match, bool):
+                raise QueryLimitError("min_match is a number between 0 and 1")
+            plain["min_match"] = float(min_match)
+        if not isinstance(explain, bool):
+            raise QueryLimitError("explain is true or false")
+        return cls(tuple(Term.from_json(t) for t in terms), tuple(folders), explain=explain, **plain).check()
 
     def page(self, offset: int, limit: int) -> SearchRequest:
         return replace(self, offset=offset, limit=limit)
 
 
-__all__ = ["DEFAULT_LIMIT", "DEFAULT_RERANK_K", "IMAGE", "INDEXED", "MAX_QUERY_CHARS", "SORTS", "SearchRequest",
-           "TEXT", "Term", "words"]
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_RERANK_K", "HYBRID", "IMAGE", "INDEXED", "MAX_QUERY_CHARS", "MODES", "SORTS",
+           "SearchRequest", "TEXT", "Term", "VECTOR", "WORDS_ONLY", "words"]

@@ -108,6 +108,10 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         date_until: Annotated[str | None, Query(alias="until", description="YYYY, YYYY-MM or YYYY-MM-DD")] = None,
         camera: str | None = None, sort: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0,
         rerank_k: int = DEFAULT_RERANK_K,
+        min_match: Annotated[float | None, Query(
+            description="Only hits at least this likely to match (0-1; 0: all; default: the service's)")] = None,
+        mode: Annotated[str, Query(description="hybrid, vector or text")] = "hybrid",
+        explain: Annotated[bool, Query(description="Each hit says why it matched")] = False,
     ) -> dict[str, Any]:
         """A search from URL parameters (the page's links); POST takes pictures too."""
         if any(i < 0 or i >= 2**63 for i in like):
@@ -115,7 +119,8 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         terms = (*(words(t) for t in q), *(words(t, negative=True) for t in not_),
                  *(Term(INDEXED, image_id=i) for i in like))
         request = SearchRequest(terms, tuple(folders), date_from, date_until, camera,
-                                sort or ("relevance" if terms else "newest"), limit, offset, rerank_k)
+                                sort or ("relevance" if terms else "newest"), limit, offset, rerank_k, mode,
+                                min_match, explain)
         return {"hits": [h.as_json() for h in engine.search(request.check())]}
 
     @app.post("/api/search")

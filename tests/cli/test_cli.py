@@ -31,12 +31,12 @@ def indexed(shapes_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_query_json_has_the_documented_fields(indexed: Path) -> None:
-    code, out, _ = _run("query", "a red circle", "--json", "--limit", "5")
+    code, out, _ = _run("query", "a red circle", "--json", "--limit", "5", "--min-match", "0")
     assert code == 0
     hits = json.loads(out)
     assert len(hits) == 5
     for h in hits:
-        assert {"path", "score", "clip_score", "itm_score", "caption"} <= set(h)
+        assert {"path", "score", "clip_score", "itm_score", "caption", "match", "explain"} <= set(h)
         assert Path(h["path"]).is_absolute() and Path(h["path"]).exists()
         assert h["itm_score"] is not None and h["caption"]
     scores = [h["score"] for h in hits]
@@ -44,7 +44,7 @@ def test_query_json_has_the_documented_fields(indexed: Path) -> None:
 
 
 def test_no_rerank_gives_clip_order_and_null_itm(indexed: Path) -> None:
-    code, out, _ = _run("query", "a blue square", "--json", "--no-rerank")
+    code, out, _ = _run("query", "a blue square", "--json", "--no-rerank", "--mode", "vector")
     hits = json.loads(out)
     assert code == 0 and all(h["itm_score"] is None for h in hits)
     assert [h["score"] for h in hits] == [h["clip_score"] for h in hits]
@@ -77,7 +77,7 @@ def test_cold_no_rerank_query_loads_no_torch_and_agrees(indexed: Path, tmp_path:
 
 
 def test_rerank_k_limits_how_many_are_reranked(indexed: Path) -> None:
-    _, out, _ = _run("query", "a blue square", "--json", "--rerank-k", "3", "--limit", "8")
+    _, out, _ = _run("query", "a blue square", "--json", "--rerank-k", "3", "--limit", "8", "--min-match", "0")
     hits = json.loads(out)
     assert sum(h["itm_score"] is not None for h in hits) == 3
     assert all(h["itm_score"] is None for h in hits[3:])

@@ -70,7 +70,8 @@ def library(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _search(idx: LocalIndex, *terms: Term, **kw) -> list:
-    return idx.search(SearchRequest(tuple(terms), **kw))
+    """Steering is about order and filters: no relevance cutoff unless a test asks for one."""
+    return idx.search(SearchRequest(tuple(terms), **{"min_match": 0.0, **kw}))
 
 
 def test_a_resized_reencoded_copy_finds_the_original_first(library, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def _ids(engine: Engine) -> dict[str, int]:
 
 
 def test_search_returns_ranked_hits_with_scores_and_links(client: TestClient, engine) -> None:
-    r = client.get("/api/search", params={"q": "a red circle", "limit": 5, "rerank_k": 8})
+    r = client.get("/api/search", params={"q": "a red circle", "limit": 5, "rerank_k": 8, "min_match": 0})
     assert r.status_code == 200
     hits = r.json()["hits"]
     assert len(hits) == 5

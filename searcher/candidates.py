@@ -1,0 +1,67 @@
+"""The pictures a search considers, best first, before any rerank: CLIP's nearest (`vector`),
+the full-text index's best (`text`), or both fused by reciprocal rank (`hybrid`), as RRF does
+for hybrid search elsewhere: a rank, unlike a cosine or a BM25 value, means the same in both
+lists. Every candidate carries its CLIP cosine (looked up for text-only ones) so the rerank can
+weigh it, and the words of the query it holds in its name, folders and caption."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from imgsearch.stores import Stores
+from imgsearch.stores.catalog import FileInfo
+from imgsearch.stores.fulltext import FIELDS, FullText
+
+from .filters import Filters
+from .hits import nearest
+
+RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al.): damps the very first ranks
+
+
+@dataclass
+class Candidate:
+    info: FileInfo
+    clip: float | None  # cosine to the query vector; None in text mode
+    ranks: dict[str, int] = field(default_factory=dict)  # "vector" / "text" -> rank from 1
+    text: float | None = None  # BM25 relevance, when the full-text index found it
+    words: dict[str, list[str]] = field(default_factory=dict)  # field -> the query's words in it
+
+    def coverage(self, words: list[str]) -> float:
+        """Share of the query's words found in any of its fields."""
+        if not words:
+            return 0.0
+        found = {w for f in FIELDS for w in self.words.get(f, ())}
+        return len(found) / len(words)
+
+    def names_match(self, words: list[str]) -> bool:
+        """Every word of the query is in the file's name or folder names: the user's own label."""
+        named = set(self.words.get("name", ())) | set(self.words.get("folders", ()))
+        return bool(words) and all(w in named for w in words)
+
+
+def gather(vector: np.ndarray | None, words: list[str], stores: Stores, fulltext: FullText, filters: Filters,
+           depth: int) -> list[Candidate]:
+    """Up to `depth` candidates from each source that is given (`vector` for CLIP, `words` for
+    the full-text index), fused when both are. Words' evidence is filled in for all of them."""
+    by_id: dict[int, Candidate] = {}
+    if vector is not None:
+        for rank, (info, cos) in enumerate(nearest(vector, stores, depth, filters.point_filter()), start=1):
+            by_id[info.id] = Candidate(info, cos, {"vector": rank})
+    if words:
+        found = fulltext.search(words, depth, filters.folders, filters.date_from, filters.date_until, filters.cameras)
+        new = [i for i, _ in found if i not in by_id]
+        infos = stores.catalog.get(new)
+        stored = stores.vectors.get_vectors(new) if vector is not None and new else {}
+        for rank, (i, relevance) in enumerate(found, start=1):
+            if i not in by_id:
+                if i not in infos:
+                    continue
+                cos = float(stored[i] @ vector) if i in stored and vector is not None else None
+                by_id[i] = Candidate(infos[i], cos)
+            by_id[i].ranks["text"], by_id[i].text = rank, relevance
+        for i, per_field in fulltext.evidence(by_id, words).items():
+            by_id[i].words = per_field
+    fused = sorted(by_id.values(), key=lambda c: -sum(1.0 / (RRF_K + r) for r in c.ranks.values()))
+    return fused[:depth] if vector is not None and words else fused
