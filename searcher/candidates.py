@@ -27,6 +27,7 @@ class Candidate:
     ranks: dict[str, int] = field(default_factory=dict)  # "vector" / "text" -> rank from 1
     text: float | None = None  # BM25 relevance, when the full-text index found it
     words: dict[str, list[str]] = field(default_factory=dict)  # field -> the query's words in it
+    named: bool = False  # its file name or folder names hold every word (`FullText.named`)
 
     def coverage(self, words: list[str]) -> float:
         """Share of the query's words found in any of its fields."""
@@ -34,11 +35,6 @@ class Candidate:
             return 0.0
         found = {w for f in FIELDS for w in self.words.get(f, ())}
         return len(found) / len(words)
-
-    def names_match(self, words: list[str]) -> bool:
-        """Every word of the query is in the file's name or folder names: the user's own label."""
-        named = set(self.words.get("name", ())) | set(self.words.get("folders", ()))
-        return bool(words) and all(w in named for w in words)
 
 
 def gather(vector: np.ndarray | None, words: list[str], stores: Stores, fulltext: FullText, filters: Filters,
@@ -63,5 +59,7 @@ def gather(vector: np.ndarray | None, words: list[str], stores: Stores, fulltext
             by_id[i].ranks["text"], by_id[i].text = rank, relevance
         for i, per_field in fulltext.evidence(by_id, words).items():
             by_id[i].words = per_field
+        for i in fulltext.named(by_id, words):
+            by_id[i].named = True
     fused = sorted(by_id.values(), key=lambda c: -sum(1.0 / (RRF_K + r) for r in c.ranks.values()))
     return fused[:depth] if vector is not None and words else fused

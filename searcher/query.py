@@ -28,6 +28,9 @@ from .rerank import MATCH_DEPTH_BATCHES, Scored, rerank
 # Weight of the share of the query's words found in a picture's name, folders and caption,
 # beside the ITM probability and the CLIP cosine (measured: see the model card).
 TEXT_WEIGHT = 1.0
+# Candidates are fetched in blocks of this many, whatever the page: hybrid fusion's order depends
+# on how deep each list goes, so every page of a search up to this depth sees the same order.
+CANDIDATE_BLOCK = 200
 
 
 class UnknownImageError(ConfigError):
@@ -57,13 +60,12 @@ def run(request: SearchRequest, stores: Stores, embedder: Embedder | None, model
     shown = request.offset + request.limit
     cutoff = request.min_match or 0.0
     rerankable = models is not None and request.rerank_k > 0 and bool(request.positive_words)
-    depth = max(shown, request.rerank_k)
-    if cutoff > 0 and rerankable:
-        depth = max(depth, min(MAX_RERANK_K, request.rerank_k * MATCH_DEPTH_BATCHES))
+    deepest = min(MAX_RERANK_K, request.rerank_k * MATCH_DEPTH_BATCHES) if cutoff > 0 and rerankable else 0
+    depth = CANDIDATE_BLOCK * -(-max(shown, request.rerank_k, deepest) // CANDIDATE_BLOCK)
     candidates = gather(vector, words if fulltext.available else [], stores, fulltext, filters, depth)
 
     def matched(c: Candidate, itm: float) -> bool:
-        return _match(c, itm, words) >= cutoff
+        return _match(c, itm) >= cutoff
 
     scored = (rerank(candidates, request.positive_words, request.negative_words, models, request.rerank_k,
                      enough=shown, cutoff=cutoff, matched=matched) if rerankable else {})
@@ -83,18 +85,20 @@ def _need(embedder: Embedder | None) -> Embedder:
     return embedder
 
 
-def _match(c: Candidate, itm: float, words: list[str]) -> float:
+def _match(c: Candidate, itm: float) -> float:
     """The probability the cutoff reads: ITM's, or certainty when the picture's own name and
     folders hold every word (a user's label beats a model's guess)."""
-    return 1.0 if c.names_match(words) else itm
+    return 1.0 if c.named else itm
 
 
 def _rank(request: SearchRequest, candidates: list[Candidate], scored: dict[int, Scored], words: list[str],
           fusion: str, text_weight: float) -> list[Hit]:
-    """Reranked candidates first, by fused score; then the rest in candidate order."""
-    head: list[Hit] = []
+    """Reranked candidates first, by fused score within each batch of `rerank_k` (a deeper rerank
+    for a later page only adds batches: the pages before it keep their pictures); then the rest
+    in candidate order."""
+    head: list[tuple[int, Hit]] = []
     tail: list[Hit] = []
-    for c in candidates:
+    for position, c in enumerate(candidates):
         coverage = c.coverage(words)
         s = scored.get(c.info.id)
         clip = c.clip if c.clip is not None else 0.0
@@ -102,11 +106,12 @@ def _rank(request: SearchRequest, candidates: list[Candidate], scored: dict[int,
             score = c.clip if c.clip is not None else c.text
             tail.append(hit(c.info, c.clip, None, score, None, _explain(request, c, None, None, words, coverage)))
             continue
-        match = _match(c, s.itm, words)
+        match = _match(c, s.itm)
         score = fuse(fusion, match, clip, s.itc) - s.penalty + text_weight * coverage
-        head.append(hit(c.info, c.clip, s.itm, score, match, _explain(request, c, s, match, words, coverage)))
-    head.sort(key=lambda h: h.score, reverse=True)  # type: ignore[arg-type, return-value]
-    return head + tail
+        h = hit(c.info, c.clip, s.itm, score, match, _explain(request, c, s, match, words, coverage))
+        head.append((position // max(1, request.rerank_k), h))
+    head.sort(key=lambda bh: (bh[0], -(bh[1].score or 0.0)))
+    return [h for _, h in head] + tail
 
 
 def _explain(request: SearchRequest, c: Candidate, s: Scored | None, match: float | None, words: list[str],
@@ -118,7 +123,7 @@ def _explain(request: SearchRequest, c: Candidate, s: Scored | None, match: floa
         "not_penalty": s.penalty if s and request.negative_words else None,
         "ranks": {"vector": c.ranks.get("vector"), "text": c.ranks.get("text")},
         "text_relevance": c.text, "words": {f: c.words.get(f, []) for f in FIELDS} if words else None,
-        "words_found": coverage if words else None, "names_match": c.names_match(words),
+        "words_found": coverage if words else None, "names_match": c.named,
         "reranked": s is not None,
     }
 

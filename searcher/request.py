@@ -120,7 +120,7 @@ class SearchRequest:
         if self.mode not in MODES:
             raise QueryLimitError(f"mode is one of {', '.join(MODES)} (got {self.mode!r})")
         if self.mode == WORDS_ONLY and self.terms and not self.positive_words:
-            raise QueryLimitError("--mode text searches by words: give some")
+            raise QueryLimitError("the text mode searches by words: give some")
         if self.min_match is not None and not 0 <= self.min_match <= 1:
             raise QueryLimitError(f"min_match is a probability between 0 and 1 (got {self.min_match})")
         if self.sort not in SORTS:

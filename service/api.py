@@ -121,13 +121,18 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         request = SearchRequest(terms, tuple(folders), date_from, date_until, camera,
                                 sort or ("relevance" if terms else "newest"), limit, offset, rerank_k, mode,
                                 min_match, explain)
-        return {"hits": [h.as_json() for h in engine.search(request.check())]}
+        return _answer(request.check())
 
     @app.post("/api/search")
     def search_by(body: Annotated[dict[str, Any], Body(description="SearchRequest.as_json()")]) -> dict[str, Any]:
         """The whole request as JSON: terms (words, pictures as base64, indexed ids, weights), filters,
         sort and page — what `imgsearch query` sends through a running service."""
-        return {"hits": [h.as_json() for h in engine.search(SearchRequest.from_json(body))]}
+        return _answer(SearchRequest.from_json(body))
+
+    def _answer(request: SearchRequest) -> dict[str, Any]:
+        """The hits, and the cutoff that was applied to them (the request's, else the service's)."""
+        cutoff = engine.settings.min_match if request.min_match is None else request.min_match
+        return {"hits": [h.as_json() for h in engine.search(request)], "min_match": cutoff}
 
     @app.get("/api/images/{file_id}")
     def image(file_id: ImageId) -> dict[str, Any]:

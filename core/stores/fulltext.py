@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import column, func, inspect, select, table, text
 
@@ -45,6 +46,8 @@ class FullText:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._available: bool | None = None
+        self._total: int | None = None
+        self._common_words: dict[tuple[str, str], bool] = {}
 
     @property
     def available(self) -> bool:
@@ -69,7 +72,9 @@ class FullText:
             return [(i, float(r)) for i, r in s.execute(q, {"match": _match(words)})]
 
     def evidence(self, ids: Iterable[int], words: Sequence[str]) -> dict[int, dict[str, list[str]]]:
-        """For each id: field -> the query's words found in it (stemmed as the index is)."""
+        """For each id: field -> the query's words found in it (stemmed as the index is). A word
+        in the names of most pictures (`home`, the user's name, `photos`, `jpg`) says nothing of
+        one picture: it is left out of the name and folder fields."""
         ids = list(ids)
         found: dict[int, dict[str, list[str]]] = {i: {f: [] for f in FIELDS} for i in ids}
         if not ids or not words or not self.available:
@@ -77,7 +82,36 @@ class FullText:
         q = select(_FTS.c.rowid).where(text("files_fts MATCH :match"), _FTS.c.rowid.in_(ids))
         with self.catalog.session() as s:
             for field in FIELDS:
-                for w in words:
+                telling = words if field == "caption" else [w for w in words if not self._common(s, field, w)]
+                for w in telling:
                     for (i,) in s.execute(q, {"match": _match([w], field)}):
                         found[i][field].append(w)
         return found
+
+    def named(self, ids: Iterable[int], words: Sequence[str]) -> set[int]:
+        """The ids whose file name, or whose folder names, hold every word close together (at
+        most two other words between, any order: "grandma-birthday", "day at the beach"); words
+        common to most pictures' names do not count."""
+        ids = list(ids)
+        if not ids or not words or not self.available:
+            return set()
+        q = select(_FTS.c.rowid).where(text("files_fts MATCH :match"), _FTS.c.rowid.in_(ids))
+        out: set[int] = set()
+        with self.catalog.session() as s:
+            for field in ("name", "folders"):
+                if any(self._common(s, field, w) for w in words):
+                    continue
+                near = f"{{{field}}} : NEAR({' '.join(f'{chr(34)}{w}{chr(34)}' for w in words)}, 2)"
+                out |= {i for (i,) in s.execute(q, {"match": near})}
+        return out
+
+    def _common(self, s: Any, field: str, word: str) -> bool:
+        """In this field of more than half of the files (counting stops once past half)."""
+        if (field, word) not in self._common_words:
+            if self._total is None:
+                self._total = s.scalar(select(func.count()).select_from(_FTS)) or 0
+            half = self._total // 2
+            q = text("SELECT count(*) FROM (SELECT rowid FROM files_fts WHERE files_fts MATCH :match LIMIT :n)")
+            self._common_words[field, word] = (
+                self._total > 2 and (s.scalar(q, {"match": _match([word], field), "n": half + 1}) or 0) > half)
+        return self._common_words[field, word]

@@ -104,3 +104,12 @@ def test_requests_check_mode_and_min_match(library) -> None:
     assert SearchRequest.from_json(request.as_json()) == request
     with pytest.raises(QueryLimitError, match="min_match"):
         SearchRequest.from_json({**request.as_json(), "min_match": "high"})
+
+
+def test_pages_of_a_hybrid_search_with_the_cutoff_neither_repeat_nor_skip(library) -> None:
+    idx, _ = library
+    for text, kw in (("a red circle", {"rerank_k": 4}), ("a star", {"min_match": 0.0}),
+                     ("a circle", {"min_match": 0.0, "rerank_k": 0})):
+        whole = [h.path for h in _ask(idx, text, limit=30, **kw)]
+        paged = [h.path for offset in range(0, 30, 6) for h in _ask(idx, text, limit=6, offset=offset, **kw)]
+        assert paged == whole, text

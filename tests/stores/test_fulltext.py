@@ -95,3 +95,17 @@ def test_an_0002_catalog_gets_the_index_built_from_its_stored_captions(tmp_path:
     cat = open_catalog(url)
     ft = FullText(cat)
     assert _found(ft, "purple triangle") == {1} and _found(ft, "lisbon") == {1} and _found(ft, "b") == {2}
+
+
+def test_names_need_every_word_close_together_and_words_all_pictures_share_say_nothing(tmp_path: Path) -> None:
+    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    paths = ["/home/anna/Photos/grandma-birthday/1.jpg", "/home/anna/Photos/day at the beach/2.jpg",
+             "/home/anna/Photos/misc/purple-circle-seen-above-a-red-triangle.png", "/home/anna/Photos/misc/3.jpg"]
+    a, b, c, d = _add(cat, paths)
+    ft = FullText(cat)
+    assert ft.named([a, b, c, d], query_words(["grandma birthday"])) == {a}
+    assert ft.named([a, b, c, d], query_words(["birthday of grandma"])) == {a}  # any order
+    assert ft.named([a, b, c, d], query_words(["a day at the beach"])) == {b}
+    assert ft.named([a, b, c, d], query_words(["a red circle"])) == set()  # three words apart: not one thing
+    assert ft.named([a, b, c, d], query_words(["anna"])) == set()  # in every picture's folders
+    assert ft.evidence([a], query_words(["anna photos grandma"]))[a]["folders"] == ["grandma"]
