@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16-queries", type=int, default=None,
                    help="compare bf16 on this many queries only (default: all, but "
                         f"{SLOW_BF16_QUERIES} on a CPU without AMX / AVX512-BF16, where bf16 crawls)")
+    p.add_argument("--thresholds", default="",
+                   help="extra --min-match values to measure the cutoff at, comma-separated (the "
+                        "settings' default, IMGSEARCH_MIN_MATCH, is always measured)")
     p.add_argument("--workdir", type=Path, default=None, help="keep pictures and indexes here")
     p.add_argument("--min-axis-ratio", type=float, default=CLEAR_AXIS_RATIO,
                    help="two objects' larger gap at least this times the smaller (1.0: near-diagonal "
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             settings, args.workdir or Path(tmp), args.n, args.seed, rerank_k=args.rerank_k,
             fusions=tuple(args.fusion or FUSIONS), compare_dtypes=not args.no_bf16,
             bf16_queries=bf16_queries, min_axis_ratio=args.min_axis_ratio,
+            thresholds=[float(t) for t in args.thresholds.split(",") if t.strip()],
         )
     json_path, md_path = write_reports(result, args.out_dir)
     print(to_markdown(result))

@@ -22,8 +22,10 @@ from imgsearch.stores import Stores, open_stores
 
 from .collection import Collection, EvalQuery, build_collection, diagnose, judge_captions
 from .metrics import Judged, summarise
+from .relevance import build_named_collection, cutoff_scores, names_scores, nonsense_scores
 
 DEFAULT_FUSION = "itm+clip"  # the searcher's default
+HYBRID = "hybrid"  # the product's default: CLIP and full-text candidates, ITM rerank, default fusion
 TARGETS = {  # from the issue: (what, threshold, how the value compares)
     "attribute_clip_mrr": ("attribute queries, CLIP MRR", 0.90, ">="),
     "relation_rerank_mrr": ("relation queries, CLIP+ITM MRR", 0.70, ">="),
@@ -31,7 +33,24 @@ TARGETS = {  # from the issue: (what, threshold, how the value compares)
     "captions_right": ("captions fully right", 0.90, ">="),
     "bf16_max_delta": ("bf16 vs fp32, largest MRR difference", 0.01, "<="),
     "bf16_captions_delta": ("bf16 vs fp32, difference in captions fully right", 0.01, "<="),
+    "hybrid_relation_change": ("relation MRR, hybrid+rerank minus vector+rerank", 0.0, ">="),
+    "cutoff_attribute_precision": ("cutoff: attribute queries, precision of the set returned", 0.9, ">="),
+    "cutoff_attribute_recall": ("cutoff: attribute queries, recall of the set returned", 0.9, ">="),
+    "cutoff_relation_precision": ("cutoff: relation queries, precision of the set returned", 0.8, ">="),
+    "cutoff_relation_recall": ("cutoff: relation queries, recall of the set returned", 0.8, ">="),
+    "nonsense_empty": ("cutoff: nonsense queries that return nothing (of 5)", 4, ">="),
+    "names_first": ("share of folder/file-name queries ranking their pictures first (hybrid)", 1.0, ">="),
 }
+
+
+def _config(name: str, rerank_k: int) -> tuple[str, str, int]:
+    """(mode, fusion, rerank depth) of a measured config: "clip" (vector, no rerank), "hybrid",
+    or a fusion name (vector candidates, ITM rerank fused that way)."""
+    if name == "clip":
+        return "vector", DEFAULT_FUSION, 0
+    if name == HYBRID:
+        return "hybrid", DEFAULT_FUSION, rerank_k
+    return "vector", name, rerank_k
 
 
 def _local_settings(settings: Settings, home: Path, dtype: str | None = None) -> Settings:
@@ -47,13 +66,15 @@ def _model_ids(models: Models) -> dict[str, str]:
 
 
 def _run_queries(
-    queries: Sequence[EvalQuery], stores: Stores, models: Models, limit: int, rerank_k: int, fusion: str
+    queries: Sequence[EvalQuery], stores: Stores, models: Models, limit: int, rerank_k: int, fusion: str,
+    mode: str,
 ) -> tuple[list[Judged], float]:
-    """Judged rankings and the mean milliseconds a query took."""
+    """Judged rankings (no cutoff: the ranking itself) and the mean milliseconds a query took."""
     judged, spent = [], 0.0
     for q in queries:
         t0 = time.perf_counter()
-        hits = search(q.text, stores, models, limit=limit, rerank_k=rerank_k, fusion=fusion)
+        hits = search(q.text, stores, models, limit=limit, rerank_k=rerank_k, fusion=fusion, mode=mode,
+                      min_match=0.0)
         spent += time.perf_counter() - t0
         judged.append(Judged(q.kind, tuple(Path(h.path).name for h in hits), q.relevant))
     return judged, 1000 * spent / max(1, len(queries))
@@ -72,7 +93,7 @@ def _captions(stores: Stores, collection: Collection) -> dict[str, Any]:
 
 def _index_and_search(
     settings: Settings, collection: Collection, queries: Sequence[EvalQuery], rerank_k: int,
-    configs: Sequence[str], captions: bool,
+    configs: Sequence[str], captions: bool, thresholds: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Index the collection into `settings.home` and run `queries` per config ("clip" = no
     rerank, else a fusion). Rankings are kept so subsets can be scored later."""
@@ -93,13 +114,17 @@ def _index_and_search(
             _ = models.itm
             out["timings"]["load_s"] += time.perf_counter() - t0
         for config in configs:
-            k = 0 if config == "clip" else rerank_k
-            fusion = DEFAULT_FUSION if config == "clip" else config
-            judged, ms = _run_queries(queries, stores, models, rerank_k, k, fusion)
+            mode, fusion, k = _config(config, rerank_k)
+            judged, ms = _run_queries(queries, stores, models, rerank_k, k, fusion, mode)
             out["judged"][config], out["query_ms"][config] = judged, ms
             out["scores"][config] = _scores(judged)
         if captions:
             out["captions"] = _captions(stores, collection)
+        if thresholds:
+            t0 = time.perf_counter()
+            out["cutoff"] = cutoff_scores(queries, stores, models, thresholds, rerank_k)
+            out["nonsense"] = {f"{t:g}": nonsense_scores(stores, models, t, rerank_k) for t in thresholds}
+            out["timings"]["cutoff_s"] = time.perf_counter() - t0
     return out
 
 
@@ -134,6 +159,8 @@ def _compare_bf16(
 
 def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ret, default = result["retrieval"], result["config"]["default_fusion"]
+    cut = result["cutoff"][f"{result['config']['min_match']:g}"]["kinds"]
+    nonsense = result["nonsense"][f"{result['config']['min_match']:g}"]
     values: dict[str, float | None] = {
         "attribute_clip_mrr": ret["clip"]["attribute"]["mrr"],
         "relation_rerank_mrr": ret[default]["relation"]["mrr"],
@@ -141,6 +168,13 @@ def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "captions_right": result["captions"]["all"]["share"],
         "bf16_max_delta": result["bf16"]["max_delta"] if result["bf16"]["done"] else None,
         "bf16_captions_delta": result["bf16"]["captions_delta"] if result["bf16"]["done"] else None,
+        "hybrid_relation_change": ret[HYBRID]["relation"]["mrr"] - ret[default]["relation"]["mrr"],
+        "cutoff_attribute_precision": cut["attribute"]["precision"],
+        "cutoff_attribute_recall": cut["attribute"]["recall"],
+        "cutoff_relation_precision": cut["relation"]["precision"],
+        "cutoff_relation_recall": cut["relation"]["recall"],
+        "nonsense_empty": nonsense["empty"],
+        "names_first": result["names"][HYBRID]["first_share"],
     }
     out = {}
     for key, (what, threshold, op) in TARGETS.items():
@@ -153,12 +187,14 @@ def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def evaluate(
     settings: Settings, workdir: Path, n: int, seed: int, rerank_k: int = 20,
     fusions: Sequence[str] = FUSIONS, compare_dtypes: bool = True, bf16_queries: int | None = None,
-    min_axis_ratio: float = CLEAR_AXIS_RATIO,
+    min_axis_ratio: float = CLEAR_AXIS_RATIO, thresholds: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Build the collection in `workdir/pictures`, index it into `workdir/home`, and measure
     CLIP alone and CLIP + ITM per fusion (MRR, P@5 per query kind within the top `rerank_k`),
     the captions, and optionally bf16 against the main run (`bf16_queries` caps its queries:
-    bf16 matmuls crawl on CPUs without AMX / AVX512-BF16)."""
+    bf16 matmuls crawl on CPUs without AMX / AVX512-BF16). Hybrid retrieval against vector, the
+    cutoff at each of `thresholds` (default: the settings' `min_match` only; targets read that
+    one), nonsense queries, and a collection with named folders (its own index)."""
     if rerank_k < 1:
         raise ValueError("rerank_k must be at least 1: it is also the ranked list's length")
     if not fusions or any(f not in FUSIONS for f in fusions):
@@ -170,8 +206,10 @@ def evaluate(
     t0 = time.perf_counter()
     collection = build_collection(workdir / "pictures", n, seed, min_axis_ratio)
     build_s = time.perf_counter() - t0
+    thresholds = sorted({settings.min_match, *(thresholds or ())})
     main = _index_and_search(_local_settings(settings, workdir / "home"), collection, collection.queries,
-                             rerank_k, ["clip", *fusions], captions=True)
+                             rerank_k, ["clip", *fusions, HYBRID], captions=True, thresholds=thresholds)
+    names = _names(settings, workdir, seed, rerank_k)
     two = sum(len(s.objects) == 2 for s in collection.scenes.values())
     result: dict[str, Any] = {
         "collection": {
@@ -182,8 +220,11 @@ def evaluate(
         },
         "models": main["models"],
         "config": {"rerank_k": rerank_k, "limit": rerank_k, "fusions": list(fusions),
-                   "default_fusion": default},
+                   "default_fusion": default, "min_match": settings.min_match, "thresholds": thresholds},
         "retrieval": main["scores"],
+        "cutoff": main["cutoff"],
+        "nonsense": main["nonsense"],
+        "names": names,
         "captions": main["captions"],
         "timings": {"build_s": build_s, **main["timings"], "query_ms": main["query_ms"]},
         "bf16": (_compare_bf16(settings, workdir, collection, main, rerank_k, default, bf16_queries)
@@ -192,6 +233,16 @@ def evaluate(
     }
     result["targets"] = _targets(result)
     return result
+
+
+def _names(settings: Settings, workdir: Path, seed: int, rerank_k: int) -> dict[str, Any]:
+    """Index the named-folders collection (no captions: names are what it tests) and score it."""
+    named = build_named_collection(workdir / "named", seed)
+    local = _local_settings(settings, workdir / "home-named")
+    models = Models(local)
+    with open_stores(local, models.facts(), models.clip.dim) as stores:
+        index([named.folder], stores, models, captions=False)
+        return names_scores(named, stores, models, rerank_k)
 
 
 def _f(v: float | None) -> str:
@@ -207,9 +258,9 @@ def to_markdown(r: dict[str, Any]) -> str:
     """The readable report: retrieval per kind, captions, bf16 deltas, targets, timings."""
     c, m, cfg, t, ret, cap, b = (r[k] for k in ("collection", "models", "config", "timings", "retrieval",
                                                   "captions", "bf16"))
-    configs = ["clip", *cfg["fusions"]]
-    names = {"clip": "CLIP", **{f: f"CLIP+ITM {f}" + (" (default)" if f == cfg["default_fusion"] else "")
-                                for f in cfg["fusions"]}}
+    configs = ["clip", *cfg["fusions"], HYBRID]
+    names = {"clip": "CLIP", **{f: f"CLIP+ITM {f}" for f in cfg["fusions"]},
+             HYBRID: f"hybrid+ITM {cfg['default_fusion']} (default)"}
     lines = [
         f"# Search quality: `{m['profile']}` models", "",
         (f"Held-out collection: {c['pictures']} pictures (seed {c['seed']}, pairs' larger gap at least "
@@ -232,6 +283,7 @@ def to_markdown(r: dict[str, Any]) -> str:
     if cap["wrong_examples"]:
         lines += ["", "Wrong, e.g.: " + "; ".join(f"`{w['caption']}` for {w['truth']}"
                                                    for w in cap["wrong_examples"][:4])]
+    lines += _relevance_markdown(r)
     lines += ["", "## bf16 weights against the main run", ""]
     if b["done"]:
         scope = f"a subset of {b['queries']} of {b['of_queries']} queries" if b["subset"] else "all queries"
@@ -258,6 +310,30 @@ def to_markdown(r: dict[str, Any]) -> str:
         lines.append(f"bf16: index (vectors + captions) {bt['index_s']:.1f} s; mean query: "
                      + ", ".join(f"{names[x]} {ms:.1f} ms" for x, ms in bt["query_ms"].items()) + ".")
     return "\n".join(lines) + "\n"
+
+
+def _relevance_markdown(r: dict[str, Any]) -> list[str]:
+    """The cutoff per threshold and kind, nonsense queries, named folders."""
+    default = f"{r['config']['min_match']:g}"
+    rows = []
+    for key, per in r["cutoff"].items():
+        mark = " (default)" if key == default else ""
+        for kind, k in per["kinds"].items():
+            rows.append([f"{key}{mark}", kind, k["queries"], _f(k["precision"]), _f(k["recall"]), k["empty"],
+                         f"{k['mean_returned']:.1f}", f"{r['nonsense'][key]['empty']} of {r['nonsense'][key]['of']}"
+                         if kind == "all" else ""])
+    lines = ["", f"## Relevance cutoff (`--min-match`; hybrid, ITM reranks adaptively from the top "
+                 f"{r['config']['rerank_k']})", "",
+             "Precision of the set a search returns (over queries that returned something), its recall, "
+             "queries that returned nothing, mean size; nonsense queries (things the world lacks) that "
+             "returned nothing.", "",
+             *_table(["min-match", "kind", "queries", "precision", "recall", "empty", "returned", "nonsense empty"],
+                     rows)]
+    lines += ["", "## Names (folders and files named by a person; their own index, no captions)", "",
+              *_table(["mode", *(q["query"] for q in r["names"]["hybrid"]["queries"]), "ranked first"],
+                      [[mode, *(f"{q['right_in_first']}/{q['size']}" for q in per["queries"]),
+                        f"{per['first_share']:.0%}"] for mode, per in r["names"].items()])]
+    return lines
 
 
 def write_reports(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:

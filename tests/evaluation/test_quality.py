@@ -22,6 +22,16 @@ FLOORS = {
     "relation_rerank_mrr": 0.90,
     "relation_rerank_gain": 0.15,
     "captions_right": 0.90,
+    # Hybrid retrieval and the default cutoff (min_match 0.5), measured on this collection:
+    # relation MRR hybrid - vector +0.019; cutoff precision / recall attribute 0.924 / 0.814,
+    # relation 0.575 / 0.923; nonsense empty 4 of 5; named folders and file first 6 of 6.
+    "hybrid_relation_change": 0.0,
+    "cutoff_attribute_precision": 0.88,
+    "cutoff_attribute_recall": 0.77,
+    "cutoff_relation_precision": 0.50,
+    "cutoff_relation_recall": 0.85,
+    "nonsense_empty": 4,
+    "names_first": 1.0,
 }
 N, SEED, FUSION = 160, 2026, "itm+clip"
 
@@ -66,12 +76,35 @@ def test_captions_right(result: dict[str, Any]) -> None:
     assert _value(result, "captions_right") >= FLOORS["captions_right"]
 
 
+def test_hybrid_keeps_or_raises_relation_mrr(result: dict[str, Any]) -> None:
+    assert _value(result, "hybrid_relation_change") >= FLOORS["hybrid_relation_change"]
+
+
+@pytest.mark.parametrize("key", ["cutoff_attribute_precision", "cutoff_attribute_recall",
+                                 "cutoff_relation_precision", "cutoff_relation_recall"])
+def test_cutoff_precision_and_recall(result: dict[str, Any], key: str) -> None:
+    assert _value(result, key) >= FLOORS[key]
+
+
+def test_nonsense_queries_find_nothing(result: dict[str, Any]) -> None:
+    assert _value(result, "nonsense_empty") >= FLOORS["nonsense_empty"]
+
+
+def test_a_folders_name_finds_its_pictures_first(result: dict[str, Any]) -> None:
+    assert _value(result, "names_first") >= FLOORS["names_first"]
+    assert result["names"]["vector"]["first_share"] < 1.0  # what CLIP alone cannot do
+
+
 def test_the_run_measured_the_whole_collection(result: dict[str, Any], tmp_path: Path) -> None:
     """The machinery, whatever the models: every picture captioned and judged, every query run."""
     c = result["collection"]
     assert c["pictures"] == N and result["captions"]["all"]["total"] == N
     assert result["retrieval"]["clip"]["all"]["queries"] == len(result["queries"])
-    assert set(result["retrieval"]) == {"clip", FUSION} and result["bf16"]["done"] is False
+    assert set(result["retrieval"]) == {"clip", FUSION, "hybrid"} and result["bf16"]["done"] is False
+    assert list(result["cutoff"]) == ["0.5"] and result["nonsense"]["0.5"]["of"] == 5
+    cut = result["cutoff"]["0.5"]["kinds"]
+    assert cut["all"]["queries"] == len(result["queries"])
+    assert all(0.0 <= k["recall"] <= 1.0 for k in cut.values())
     for scores in result["retrieval"].values():
         assert all(0.0 <= s["mrr"] <= 1.0 and 0.0 <= s["p5"] <= s["p5_ceiling"] for s in scores.values())
     json_path, md_path = write_reports(result, tmp_path)
