@@ -4,6 +4,10 @@ in a subfolder so the folder filter has something to choose; file times spread o
 the date filter has too). What is right is read from the example itself (each file is named after
 its scene's canonical caption, its date is its file time), not hard-coded.
 
+Searches by words are reranked and cut off at the service's default match probability, so a
+query like "a yellow star" finds a few good matches (a line below them offers the weaker ones),
+and nonsense like "a tax report" finds none.
+
 Needs `pip install playwright` and `apt-get install chromium` (no `playwright install`: the
 browser is the system's). With IMGSEARCH_SCREENSHOT set, also writes docs/screenshot-results.png.
 """
@@ -25,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -35,6 +39,7 @@ from imgsearch.shapes.world import parse
 
 READY_S = 120
 QUERY = "a yellow star"
+NONSENSE = "a tax report"  # no picture of the example holds one, nor any word of it in its path
 SUBFOLDER = "more"
 NOT_RUNNING = "The imgsearch service is not running: start it with `imgsearch watch`"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot-results.png"
@@ -59,11 +64,15 @@ def date_of(path: str) -> datetime:
     return datetime.fromtimestamp(Path(path).stat().st_mtime)
 
 
+def caption_of(path: str | Path) -> str:
+    """An example picture's canonical caption, read from its file name (`005-large-yellow-star.png`:
+    the example writer names each file after its scene's caption): "a large yellow star"."""
+    return "a " + Path(path).stem.split("-", 1)[1].replace("-", " ")
+
+
 def kinds(path: str) -> set[tuple[str, str]]:
-    """(colour, shape) of every object in an example picture, read from its file name
-    (`005-large-yellow-star.png`: the example writer names each file after its scene's caption)."""
-    sentence = "a " + Path(path).stem.split("-", 1)[1].replace("-", " ")
-    query = parse(sentence)
+    """(colour, shape) of every object in an example picture, read from its file name."""
+    query = parse(caption_of(path))
     return {(o["colour"], o["shape"]) for o in (query.first, query.second) if o}
 
 
@@ -73,6 +82,12 @@ def _status(url: str) -> dict | None:
             return json.load(response)
     except (OSError, ValueError):
         return None
+
+
+def api_search(url: str, **params: object) -> list[dict]:
+    """The service's own answer to a search, to compare the page with."""
+    with urllib.request.urlopen(f"{url}/api/search?{urlencode(params, doseq=True)}", timeout=60) as response:
+        return json.load(response)["hits"]
 
 
 def _settled(status: dict) -> bool:
@@ -235,6 +250,24 @@ def give_picture(page, path: Path, how: str) -> None:
            how])
 
 
+def cutoff(page):
+    return page.locator("#results .cutoff")
+
+
+def show_weaker(page, keyboard: bool = False) -> None:
+    """Press "Show weaker matches" and wait for them (the button goes once they are shown)."""
+    before = cards(page).count()
+    button = cutoff(page).get_by_role("button", name="Show weaker matches")
+    if keyboard:
+        button.focus()
+        page.keyboard.press("Enter")
+    else:
+        button.click()
+    page.wait_for_function("n => document.querySelectorAll('#results .card').length > n"
+                           " || document.querySelector('#results .cutoff-note')", arg=before)
+    cutoff(page).get_by_role("button").wait_for(state="detached")
+
+
 def page_through(page) -> None:
     """Press "more" until every result is shown (the window nearing it loads pages as well)."""
     for _ in range(40):
@@ -262,9 +295,11 @@ def test_words_put_a_yellow_star_first_and_the_url_carries_the_search(page, serv
         "pairs => pairs.map(p => getComputedStyle(p).whiteSpace)")) == {"nowrap"}
     params = query_of(page)
     assert params["q"] == [QUERY] and params["rerank"] == ["1"] and params["n"] == ["40"]
-    assert cards(page).count() == 40 < service.images  # one page; more below
-    assert message(page).startswith("Showing 40 results for “a yellow star”")
-    assert page.locator("#more").is_visible()
+    # only the good matches (a short page: no more of them), the line below them
+    good = cards(page).count()
+    assert 0 < good < 40
+    assert re.match(rf"Showing {good} good match(es)? for “a yellow star” \(top 20 reranked with ITM\)", message(page))
+    assert cutoff(page).is_visible() and page.locator("#more").is_hidden()
     # only the API's own image URLs, and the first thumbnail really loaded
     for src in cards(page).locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))"):
         assert re.fullmatch(r"api/images/\d+/thumbnail", src), src  # relative, as every API call of the page
@@ -282,12 +317,177 @@ def test_words_put_a_yellow_star_first_and_the_url_carries_the_search(page, serv
         page.screenshot(path=str(SCREENSHOT))
 
 
+def search_requests(page) -> list[dict[str, list[str]]]:
+    """The query of every GET api/search the page sends from now on."""
+    sent: list[dict[str, list[str]]] = []
+    page.on("request",
+            lambda r: sent.append(parse_qs(urlsplit(r.url).query)) if "/api/search?" in r.url else None)
+    return sent
+
+
+def shown_weaker(page) -> tuple[str, int]:
+    """The line above the grid and how many weaker results are shown, read at one moment (a
+    window with room left may load the next page meanwhile)."""
+    said, weaker = page.evaluate("() => [document.querySelector('#message').textContent,"
+                                 " document.querySelectorAll('#results .card.weak').length]")
+    return said, weaker
+
+
+def percent(card) -> int:
+    return int(card.locator(".match").text_content().split("%")[0])
+
+
+def test_few_good_matches_end_at_a_line_and_the_weaker_ones_follow_below_it(page, service: Service) -> None:
+    sent = search_requests(page)
+    search(page, QUERY)
+    line = cutoff(page)
+    line.wait_for()
+    # asked why, with the service's own cutoff: only the likely matches came back, fewer than a page
+    assert sent[0]["explain"] == ["true"] and sent[0]["mode"] == ["hybrid"] and "min_match" not in sent[0]
+    expected = api_search(service.url, q=QUERY, rerank_k=20, limit=40)
+    good = titles(page)
+    assert good == [h["path"] for h in expected] and 0 < len(good) < 40
+    assert ("yellow", "star") in kinds(good[0])
+    assert line.locator(".cutoff-text").text_content() == "Good matches above this line"
+    assert page.locator("#more").is_hidden()  # a short page: no more matches to page to
+    # each card says how likely it matches, as the service does: at least its cutoff (0.5)
+    for i, hit in enumerate(expected):
+        assert percent(cards(page).nth(i)) == round(hit["match"] * 100) >= 50
+    sent.clear()
+    show_weaker(page, keyboard=True)
+    # the same search without the cutoff, from the top; what was shown already is not repeated
+    assert sent and sent[0]["min_match"] == ["0"] and sent[0]["q"] == [QUERY]
+    assert sent[0]["offset"] == ["0"] and sent[0]["explain"] == ["true"]
+    shown = titles(page)
+    assert shown[:len(good)] == good and len(shown) == len(set(shown)) > len(good)
+    # the keyboard goes on to the first of them
+    assert page.evaluate("document.activeElement.dataset.index") == str(len(good))
+    assert set(shown[len(good):]) <= {h["path"] for h in api_search(service.url, q=QUERY, rerank_k=20,
+                                                                    limit=len(good) + 40, min_match=0)}
+    # below the line (in the page's order, right after it), drawn dimmed; the good ones above it
+    order = page.evaluate("""() => [...document.querySelectorAll('#results > li')].map(li =>
+        li.classList.contains('cutoff') ? 'line' : li.querySelector('.card').classList.contains('weak') ? 'weak' : 'good')""")
+    assert order == ["good"] * len(good) + ["line"] + ["weak"] * (len(shown) - len(good))
+    weak = page.locator("#results .card.weak").last  # (the first has the focus: drawn in full)
+    assert float(weak.evaluate("c => getComputedStyle(c).opacity")) < 1
+    assert float(cards(page).first.evaluate("c => getComputedStyle(c).opacity")) == 1
+    assert line.locator(".cutoff-text").is_visible()  # the line stays; its button went
+    said, weaker = shown_weaker(page)
+    assert said.startswith(f"Showing {len(good)} good match{'es' if len(good) > 1 else ''} and {weaker} weaker ones"
+                           " for “a yellow star”"), said
+    # the weaker ones page on as the matches did: all pictures, each once
+    page_through(page)
+    shown = titles(page)
+    assert len(shown) == len(set(shown)) == service.images
+
+
+def test_nonsense_matches_no_picture_and_still_offers_the_weaker_ones(page, service: Service) -> None:
+    assert api_search(service.url, q=NONSENSE, rerank_k=20, limit=40) == []  # as the service says
+    page.goto("/")
+    page.locator("#q").fill(NONSENSE)
+    page.locator("#q").press("Enter")
+    wait_message(page, f"No picture matches for “{NONSENSE}”")
+    line = cutoff(page)
+    assert cards(page).count() == 0
+    assert line.locator(".cutoff-text").text_content() == "No picture matches"
+    assert page.locator("#more").is_hidden()
+    show_weaker(page)
+    said, weaker = shown_weaker(page)
+    assert weaker >= 40 and cards(page).count() == weaker  # (a page of) the closest ones, all weaker
+    assert said.startswith(f"No picture matches, showing {weaker} weaker ones for “{NONSENSE}”"), said
+    badges = page.locator("#results .card .match").all_text_contents()  # those reranked say how likely
+    assert badges and all(int(b.split("%")[0]) < 50 for b in badges), badges
+
+
+def test_a_result_says_why_it_came_back_on_hover_and_focus(page, service: Service) -> None:
+    search(page, QUERY)
+    first = cards(page).first
+    why = page.locator("#" + first.get_attribute("aria-describedby"))  # the card's description
+    assert why.get_attribute("role") == "tooltip"
+    assert why.is_hidden()
+    first.hover()
+    why.wait_for(state="visible")
+    text = why.text_content()
+    hit = api_search(service.url, q=QUERY, rerank_k=20, limit=40, explain="true")[0]  # as the page asked
+    assert hit["path"] == first.get_attribute("title")
+    assert f"CLIP {hit['explain']['clip']:.2f}" in text and f"match {hit['match']:.2f}" in text
+    ranks = ", ".join(f"{by} #{rank}" for by, rank in hit["explain"]["ranks"].items() if rank)
+    assert f"found by {ranks}" in text
+    if hit["explain"]["names_match"]:
+        assert "every word in its name or folders" in text
+    # the keyboard shows it too
+    page.mouse.move(0, 0)
+    why.wait_for(state="hidden")
+    page.locator("#q").focus()
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.index") == "0":
+            break
+    else:
+        pytest.fail("Tab never reached the first result")
+    why.wait_for(state="visible")
+    # a weaker one says what it holds of the words, and the large view says why as well
+    show_weaker(page)
+    weak = page.locator("#results .card.weak").first
+    weak.hover()
+    weak_why = page.locator("#" + weak.get_attribute("aria-describedby"))
+    weak_why.wait_for(state="visible")
+    assert "CLIP" in weak_why.text_content() and "match" in weak_why.text_content()
+    weak.click()
+    page.locator("#viewer").wait_for(state="visible")
+    assert page.locator("#viewer-why").text_content() == weak_why.text_content()
+
+
+def test_the_mode_selector_sends_the_mode_and_keeps_it_in_the_url(page, service: Service) -> None:
+    sub = sorted(p for p in (service.photos / SUBFOLDER).iterdir())
+    sent = search_requests(page)
+    page.goto("/")
+    wait_message(page, "Describe the picture")
+    page.locator("#mode").select_option("text")
+    assert query_of(page)["mode"] == ["text"]
+    # the subfolder's name: text mode finds the words in folder names, every picture of it
+    retype(page, SUBFOLDER, f"for “{SUBFOLDER}” (found by words")
+    assert sent[-1]["mode"] == ["text"] and sent[-1]["q"] == [SUBFOLDER]
+    assert query_of(page)["mode"] == ["text"] and query_of(page)["q"] == [SUBFOLDER]
+    assert sorted(titles(page)) == [str(p) for p in sub]
+    first = cards(page).first
+    first.hover()
+    text = page.locator("#" + first.get_attribute("aria-describedby")).text_content()
+    assert "found by text #" in text and "vector" not in text and "every word in its name or folders" in text
+    # vector mode: CLIP alone, which reads no folder names
+    with page.expect_request(lambda r: "/api/search?" in r.url) as request:
+        page.locator("#mode").select_option("vector")
+    assert parse_qs(urlsplit(request.value.url).query)["mode"] == ["vector"]
+    wait_message(page, "found by CLIP")
+    assert query_of(page)["mode"] == ["vector"]
+    vector = titles(page)
+    assert sorted(vector) != [str(p) for p in sub]
+    for i in range(len(vector)):
+        cards(page).nth(i).hover()
+        assert "text #" not in page.locator("#" + cards(page).nth(i).get_attribute("aria-describedby")).text_content()
+    page.reload()  # bookmarked: the mode comes back with the search
+    wait_message(page, "found by CLIP")
+    assert page.locator("#mode").input_value() == "vector"
+    page.go_back()
+    wait_message(page, "found by words")
+    assert page.locator("#mode").input_value() == "text"
+    # hybrid, the default, is not written into the URL
+    page.locator("#mode").select_option("hybrid")
+    wait_message(page, f"for “{SUBFOLDER}” (top 20 reranked with ITM)")
+    assert "mode" not in query_of(page) and sent[-1]["mode"] == ["hybrid"]
+    # text mode needs words: with a picture alone it says so, and sends nothing
+    page.goto(f"/?like={cards(page).first.get_attribute('data-id')}&mode=text")
+    wait_message(page, "A text search looks for words")
+    assert page.locator("#results .card").count() == 0
+
+
 def test_a_bookmarked_search_opens_with_the_keyboard_alone(page, service: Service) -> None:
     page.goto("/?" + "q=" + QUERY.replace(" ", "+") + "&rerank=1&k=20&n=30")
     cards(page).first.wait_for()
     assert page.locator("#q").input_value() == QUERY
     assert page.locator("#n").input_value() == "30"
-    assert cards(page).count() == 30
+    cutoff(page).wait_for()  # the good matches, all of them on this first page
+    assert 2 <= cards(page).count() < 30
     page.locator("#q").focus()
     for _ in range(20):  # Tab from the search box, over the filters, reaches the first result
         page.keyboard.press("Tab")
@@ -318,7 +518,7 @@ def test_a_bookmarked_search_opens_with_the_keyboard_alone(page, service: Servic
 def test_back_closes_the_large_view_and_keeps_the_search(page, service: Service) -> None:
     search(page, QUERY)
     url, shown = page.url, titles(page)
-    cards(page).nth(2).click()
+    cards(page).nth(1).click()
     viewer = page.locator("#viewer")
     viewer.wait_for(state="visible")
     assert page.url == url
@@ -327,7 +527,7 @@ def test_back_closes_the_large_view_and_keeps_the_search(page, service: Service)
     assert page.url == url and titles(page) == shown
     page.go_forward()  # and Forward opens it again
     viewer.wait_for(state="visible")
-    assert page.locator("#viewer-path").input_value() == shown[2]
+    assert page.locator("#viewer-path").input_value() == shown[1]
     page.locator("#viewer-close").click()
     viewer.wait_for(state="hidden")
     assert page.url == url
@@ -438,8 +638,11 @@ def test_a_folder_from_the_facets_limits_the_results_to_it(page, service: Servic
     dates = [date_of(p) for p in shown]
     assert dates == sorted(dates, reverse=True)
     page.keyboard.press("Escape")
-    retype(page, QUERY, f"for “{QUERY}”, in {SUBFOLDER}")
+    # a picture of the subfolder, by its own caption: its name holds every word, so it matches
+    wanted = caption_of(sorted(shown)[0])
+    retype(page, wanted, f"for “{wanted}”, in {SUBFOLDER}")
     words = titles(page)
+    assert sorted(shown)[0] in words
     assert 0 < len(words) <= 6 and all(Path(p).parent == service.photos / SUBFOLDER for p in words)
     page.reload()  # bookmarked: the tick comes back with the facets
     wait_message(page, f"in {SUBFOLDER}")
@@ -461,10 +664,10 @@ def test_cameras_from_the_facets_filter_by_camera(page, service: Service) -> Non
     with page.expect_request(lambda r: "/api/search?" in r.url) as sent:
         camera.select_option("Canon EOS 5D")
     assert parse_qs(urlsplit(sent.value.url).query)["camera"] == ["Canon EOS 5D"]
-    wait_message(page, "No results for “a yellow star”, camera Canon EOS 5D")  # no picture here has it
+    wait_message(page, "No picture matches for “a yellow star”, camera Canon EOS 5D")  # no picture here has it
     assert query_of(page)["camera"] == ["Canon EOS 5D"] and cards(page).count() == 0
     page.locator("#clear-filters").click()
-    wait_message(page, "Showing 40 results")
+    wait_message(page, "good match")
     assert "camera" not in query_of(page)
 
 
@@ -486,13 +689,13 @@ def test_dates_and_sort_filter_and_order_the_pictures(page, service: Service) ->
     wait_message(page, "oldest first")
     assert query_of(page)["sort"] == ["oldest"]
     assert [date_of(p) for p in titles(page)] == sorted(date_of(p) for p in shown)
-    # words sorted by date: the best matches, newest first
+    # words sorted by date: the good matches, newest first
     page.locator("#from").fill("")
     page.locator("#until").fill("")
     page.locator("#sort").select_option("newest")
-    retype(page, QUERY, "newest first")
+    retype(page, "a star", "“a star” (top 20 reranked with ITM, newest first)")
     dates = [date_of(p) for p in titles(page)]
-    assert len(dates) == 40 and dates == sorted(dates, reverse=True)
+    assert len(dates) > 2 and dates == sorted(dates, reverse=True)
     # a date that is none: said at the box, nothing sent
     url = page.url
     page.locator("#from").fill("20x9")
@@ -502,22 +705,35 @@ def test_dates_and_sort_filter_and_order_the_pictures(page, service: Service) ->
 
 
 def test_pages_follow_without_repeats(page, service: Service) -> None:
+    """The good matches page until a short page (the cutoff's end), then the weaker ones page on
+    below the line: every picture once."""
     total = _status(service.url)["images"]
+    matches = {h["path"] for h in api_search(service.url, q="a star", rerank_k=20, limit=100)}
+    assert 10 < len(matches) < total  # more than a page of good matches, and fewer than all
     page.goto("/?q=a+star&rerank=1&k=20&n=10")
     cards(page).first.wait_for()
     page.wait_for_function("() => document.querySelectorAll('#results .card').length >= 10")
-    assert cards(page).count() % 10 == 0  # pages of 10 (a window with room left loads the next)
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # scrolling down brings more
     page.wait_for_function("() => document.querySelectorAll('#results .card').length > 10")
     page_through(page)
+    cutoff(page).wait_for()
     shown = titles(page)
-    assert len(shown) == len(set(shown)) == total
-    wait_message(page, f"Showing all {total} results")
+    assert len(shown) == len(set(shown)) and set(shown) == matches
+    wait_message(page, f"Showing {len(matches)} good matches for “a star”")
+    show_weaker(page)
+    page_through(page)
+    shown = titles(page)
+    assert len(shown) == len(set(shown)) == total and set(shown[:len(matches)]) == matches
+    wait_message(page, f"Showing {len(matches)} good matches and {total - len(matches)} weaker ones")
     # words sorted by date page the same way: every picture once
-    page.goto("/?q=a+star&sort=newest&rerank=1&k=20&n=25")
+    page.goto("/?q=a+star&sort=newest&rerank=1&k=20&n=5")
     wait_message(page, "newest first")
-    first_page = [date_of(p) for p in titles(page)[:25]]
+    first_page = [date_of(p) for p in titles(page)[:5]]
     assert first_page == sorted(first_page, reverse=True)
+    page_through(page)
+    cutoff(page).wait_for()
+    assert set(titles(page)) == matches
+    show_weaker(page)
     page_through(page)
     shown = titles(page)
     assert len(shown) == len(set(shown)) == total
@@ -528,7 +744,7 @@ def test_rerank_toggle_hides_and_shows_itm(page, service: Service) -> None:
     reranked = score_lines(page)
     assert all("ITM" in line for line in reranked[:20])
     page.locator("#rerank").uncheck()
-    wait_message(page, "CLIP only")
+    wait_message(page, "CLIP and words, not reranked")  # and no cutoff: every picture, best first
     assert query_of(page)["rerank"] == ["0"]
     plain = score_lines(page)
     assert plain and not any("ITM" in line for line in plain)
@@ -554,12 +770,15 @@ def test_numbers_past_their_bounds_are_clamped_before_sending(page, service: Ser
     params = query_of(page)
     assert params["n"] == ["10000"] and params["k"] == ["1000"]
     assert sent and all(int(s["limit"][0]) <= 10000 and int(s["rerank_k"][0]) <= 1000 for s in sent)
-    assert cards(page).count() == service.images  # everything fits on one page of 10000
+    cutoff(page).wait_for()
+    show_weaker(page)  # the weaker ones as well: everything fits on one page of 10000
+    assert cards(page).count() == service.images
+    assert any(s.get("min_match") == ["0"] and s["limit"] == ["10000"] for s in sent), sent
     sent.clear()
     page.locator("#n").fill("0")
     page.locator("#k").fill("-5")
     page.locator("#q").press("Enter")
-    wait_message(page, "CLIP only")  # (one result a page: scrolling may load more at once)
+    wait_message(page, "not reranked")  # (one result a page: scrolling may load more at once)
     assert page.locator("#n").input_value() == "1" and page.locator("#k").input_value() == "0"
     assert any(s["limit"] == ["1"] and s["rerank_k"] == ["0"] for s in sent), sent
     assert all(1 <= int(s["limit"][0]) <= 10000 and 0 <= int(s["rerank_k"][0]) <= 1000 for s in sent)

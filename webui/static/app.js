@@ -4,13 +4,14 @@
 
 const $ = (id) => document.getElementById(id);
 const form = $("search"), queryBox = $("q"), rerankBox = $("rerank"), depthBox = $("k"), countBox = $("n");
-const fromBox = $("from"), untilBox = $("until"), cameraBox = $("camera"), sortBox = $("sort");
+const fromBox = $("from"), untilBox = $("until"), cameraBox = $("camera"), sortBox = $("sort"), modeBox = $("mode");
 const folderMenu = $("folders"), folderList = $("folder-list"), chips = $("terms"), fileInput = $("picture-file");
 const grid = $("results"), message = $("message"), moreButton = $("more"), freshButton = $("fresh");
 const viewer = $("viewer");
 
 const DEFAULTS = { rerank: true, k: 20, n: 40 };
 const SORTS = ["relevance", "newest", "oldest"];
+const MODES = ["hybrid", "vector", "text"];  // candidates from CLIP and the words; CLIP alone; the words alone
 const MAX_QUERY_CHARS = 1000;          // the API's limit on one query's words
 const MAX_PICTURE_BYTES = 50 * 1024 ** 2;
 const MAX_TERMS = 32, MAX_LIMIT = 10000, MAX_OFFSET = 100000;
@@ -19,10 +20,10 @@ const WEIGHT = /^(\d+(?:\.\d+)?):(.+)$/s;       // "2:beach" weighs twice (as th
 const POLL_MS = 3000;
 const NOT_RUNNING = "The imgsearch service is not running: start it with `imgsearch watch`.";
 
-// A search is one plain value: {q, not[], like[], pics[], in[], from, until, camera, sort, rerank, k, n}.
+// A search is one plain value: {q, not[], like[], pics[], in[], from, until, camera, sort, mode, rerank, k, n}.
 // Everything but `pics` (pictures dropped, pasted or picked, kept here by key) lives in the URL.
 const EMPTY = { q: "", not: [], like: [], pics: [], in: [], from: "", until: "", camera: "", sort: "relevance",
-                ...DEFAULTS };
+                mode: "hybrid", ...DEFAULTS };
 const pictures = new Map();  // key -> {name, data (base64), size}: the pictures this tab was given
 const imageNames = new Map();  // indexed id -> its file name, for the chips
 const chipImages = new Map();  // indexed id -> its chip's thumbnail (kept: a re-render loads nothing)
@@ -35,6 +36,8 @@ let hits = [];                // what the grid shows, in order
 let seen = new Set();         // their ids: a later page never repeats one
 let fetched = 0;              // how many results the pages so far asked for (the next offset)
 let more = false;             // whether the service may have more for this search
+let good = null;              // with a relevance cutoff, once the matches ran out: how many there are
+let weaker = false;           // … and the weaker ones below them are being shown (min_match=0)
 let wantedKey = null;         // key of the search asked for last (shown, on its way, or failed)
 let inflight = null;          // key of the search whose first page is on its way
 let paging = false;           // a further page is on its way
@@ -118,6 +121,9 @@ const hasWords = (s) => Boolean(s.q);
 const hasTerms = (s) => Boolean(s.q || s.like.length || s.pics.length);
 const hasFilters = (s) => Boolean(s.in.length || s.from || s.until || s.camera);
 const isActive = (s) => hasTerms(s) || s.not.length > 0 || hasFilters(s) || s.sort !== "relevance";
+/** Whether the service keeps only the likely matches (words, reranked): a short page then means
+ * the matches ran out, not the pictures. */
+const hasCutoff = (s) => hasWords(s) && s.rerank && s.k > 0;
 
 function readForm() {
   const { q, not } = parseBox(queryBox.value);
@@ -125,7 +131,7 @@ function readForm() {
     q, not, like: [...current.like], pics: [...current.pics],
     in: [...folderList.querySelectorAll("input:checked")].map((box) => box.value),
     from: fromBox.value.trim(), until: untilBox.value.trim(), camera: cameraBox.value,
-    sort: sortBox.value, rerank: rerankBox.checked,
+    sort: sortBox.value, mode: modeBox.value, rerank: rerankBox.checked,
     k: clamped(depthBox, DEFAULTS.k), n: clamped(countBox, DEFAULTS.n),
   };
 }
@@ -133,7 +139,7 @@ function readForm() {
 function readURL(historyState = history.state) {
   const p = new URLSearchParams(location.search);
   const dates = (name) => { const v = (p.get(name) ?? "").trim(); return PERIOD.test(v) ? v : ""; };
-  const sort = p.get("sort");
+  const sort = p.get("sort"), mode = p.get("mode");
   return {
     q: (p.getAll("q").join(" ")).slice(0, MAX_QUERY_CHARS).trim(),
     not: p.getAll("not").map((w) => w.trim().slice(0, MAX_QUERY_CHARS)).filter(Boolean),
@@ -142,6 +148,7 @@ function readURL(historyState = history.state) {
     in: [...new Set(p.getAll("in").filter((f) => f.startsWith("/")))],
     from: dates("from"), until: dates("until"), camera: (p.get("camera") ?? "").slice(0, 100),
     sort: SORTS.includes(sort) ? sort : "relevance",
+    mode: MODES.includes(mode) ? mode : "hybrid",
     rerank: p.get("rerank") !== "0",
     k: clampText(p.get("k") ?? String(DEFAULTS.k), depthBox, DEFAULTS.k),
     n: clampText(p.get("n") ?? String(DEFAULTS.n), countBox, DEFAULTS.n),
@@ -161,6 +168,7 @@ function fillForm(state) {
   untilBox.value = state.until;
   for (const box of [fromBox, untilBox]) box.setCustomValidity("");
   sortBox.value = state.sort;
+  modeBox.value = state.mode;
   renderFolders();
   renderCameras();
   renderChips();
@@ -178,6 +186,7 @@ function urlOf(state) {
   if (state.until) p.set("until", state.until);
   if (state.camera) p.set("camera", state.camera);
   if (state.sort !== "relevance") p.set("sort", state.sort);
+  if (state.mode !== "hybrid") p.set("mode", state.mode);
   if (isActive(state)) {
     p.set("rerank", state.rerank ? "1" : "0");
     p.set("k", state.k);
@@ -216,8 +225,10 @@ function termWeight(text) {
   return m ? [m[2], Number(m[1])] : [text, 1];
 }
 
-/** One page of a search: GET with URL parameters, or POST when it holds a picture's bytes. */
-function fetchPage(state, offset, limit) {
+/** One page of a search: GET with URL parameters, or POST when it holds a picture's bytes. A
+ * search with terms asks each hit why it matched (`explain`) and names its `mode`; `weak` asks for
+ * every picture, not only the likely matches (`min_match=0`; otherwise the service's cutoff). */
+function fetchPage(state, offset, limit, weak = false) {
   const terms = hasTerms(state);
   const sort = terms || state.sort !== "relevance" ? state.sort : null;  // no terms: the API lists by date
   const rerankK = state.rerank && hasWords(state) ? state.k : 0;
@@ -231,7 +242,9 @@ function fetchPage(state, offset, limit) {
       list.push({ kind: "image", text: picture.name, data: picture.data, weight: 1 });
     }
     const body = { terms: list, folders: state.in, from: state.from || null, until: state.until || null,
-                   camera: state.camera || null, sort: sort ?? "relevance", limit, offset, rerank_k: rerankK };
+                   camera: state.camera || null, sort: sort ?? "relevance", limit, offset, rerank_k: rerankK,
+                   mode: state.mode, explain: true };
+    if (weak) body.min_match = 0;
     return api("api/search", { method: "POST", headers: { "Content-Type": "application/json" },
                                body: JSON.stringify(body) });
   }
@@ -245,29 +258,39 @@ function fetchPage(state, offset, limit) {
   p.set("limit", limit);
   p.set("offset", offset);
   p.set("rerank_k", rerankK);
+  if (terms) {
+    p.set("mode", state.mode);
+    p.set("explain", "true");
+    if (weak) p.set("min_match", "0");
+  }
   return api(`api/search?${p}`);
 }
 
-/** What the page's next request asks for. By relevance (and for a listing by date) pages follow
- * each other by offset. Words sorted by date are different: the service sorts only the top
- * offset+limit matches by date, so each page asks again from 0 for more, and what was shown
- * already is skipped. */
-const byDateOfTop = (state) => hasTerms(state) && state.sort !== "relevance";
+/** What the page's next request asks for. Pictures alone (and a listing by date) page by offset.
+ * Searches with words, and any terms sorted by date, ask again from 0 for more each time, and what
+ * was shown already is skipped: the service sorts only the top offset+limit by date, and which
+ * pictures make its top offset+limit by words (the candidates it fuses, how deep the cutoff
+ * reranks) depends on offset+limit, so by offset a picture could come twice and another never. */
+const fromTheTop = (state) => hasWords(state) || (hasTerms(state) && state.sort !== "relevance");
 
 function nextPage(state, asked = fetched) {
-  if (byDateOfTop(state)) return { offset: 0, limit: Math.min(MAX_LIMIT, asked + state.n) };
+  if (fromTheTop(state)) return { offset: 0, limit: Math.min(MAX_LIMIT, asked + state.n) };
   return { offset: asked, limit: state.n };
 }
 
-/** Whether another page may follow this one (a short page is the last; so are the API's limits). */
+/** Whether another page may follow this one (a short page is the last: with the cutoff, the last
+ * of the matches; so are the API's limits). */
 function goesOn(state, page, found) {
   if (found.length < page.limit) return false;
-  return byDateOfTop(state) ? page.limit < MAX_LIMIT : page.offset + page.limit <= MAX_OFFSET;
+  return fromTheTop(state) ? page.limit < MAX_LIMIT : page.offset + page.limit <= MAX_OFFSET;
 }
 
 function problemOf(state) {
   if (state.not.length && !hasTerms(state)) {
     return "Say what to look for as well: a -word only leaves pictures out.";
+  }
+  if (state.mode === "text" && hasTerms(state) && !hasWords(state)) {
+    return "A text search looks for words in names, folders and captions: type some, or search by hybrid or vector.";
   }
   for (const [name, value] of [["from", state.from], ["until", state.until]]) {
     if (value && !PERIOD.test(value)) return `The “${name}” date is a year (2021), a month (2021-06) or a day (2021-06-30).`;
@@ -312,6 +335,7 @@ async function run(state) {
     freshButton.hidden = true;
     fetched = page.offset + page.limit;
     show(found, goesOn(state, page, found));
+    if (hasCutoff(state) && found.length < page.limit) showCutoff();
     describe(state, performance.now() - started);
     reopenViewer();
   } catch (err) {
@@ -332,10 +356,11 @@ async function loadMore() {
   moreButton.textContent = "Loading…";
   try {
     const page = nextPage(state);
-    const found = (await fetchPage(state, page.offset, page.limit)).hits;
+    const found = (await fetchPage(state, page.offset, page.limit, weaker)).hits;
     if (seq !== searchSeq) return;
     fetched = page.offset + page.limit;
     append(found.filter((hit) => !seen.has(hit.id)), goesOn(state, page, found));
+    if (!weaker && hasCutoff(state) && found.length < page.limit) showCutoff();
     describe(state);
   } catch (err) {
     if (seq !== searchSeq) return;
@@ -344,6 +369,51 @@ async function loadMore() {
     paging = false;
     moreButton.disabled = false;
     moreButton.textContent = `Show ${shownState?.n ?? DEFAULTS.n} more`;
+    if (seq === searchSeq) keepFilling();
+  }
+}
+
+/** The matches ran out: a line below them, and a button for the pictures below the cutoff. */
+function showCutoff() {
+  good = hits.length;
+  const button = el("button", { type: "button", class: "weaker-button" }, "Show weaker matches");
+  button.addEventListener("click", loadWeaker);
+  grid.append(el("li", { class: "cutoff", id: "cutoff" },
+    el("p", { class: "cutoff-text" }, good ? "Good matches above this line" : "No picture matches"),
+    button));
+}
+
+/** The same search without the cutoff, below the line: from the top, skipping what is shown; the
+ * pages after it follow on as the matches' did. */
+async function loadWeaker() {
+  if (inflight || paging || !shownState || good == null || weaker) return;
+  const state = shownState, seq = searchSeq;
+  const button = grid.querySelector("#cutoff button");
+  const focused = document.activeElement === button;  // (a disabled button loses the focus)
+  paging = true;
+  weaker = true;
+  button.disabled = true;
+  button.textContent = "Loading…";
+  try {
+    const page = nextPage(state, hits.length);
+    const found = (await fetchPage(state, page.offset, page.limit, true)).hits;
+    if (seq !== searchSeq) return;
+    fetched = page.offset + page.limit;
+    const added = found.filter((hit) => !seen.has(hit.id)), start = hits.length;
+    append(added, goesOn(state, page, found));
+    const note = added.length ? null : el("p", { class: "cutoff-note", tabIndex: -1 }, "No other pictures to show.");
+    if (note) button.replaceWith(note); else button.remove();
+    if (focused) (note ?? grid.querySelector(`[data-index="${start}"]`))?.focus();  // on to what it brought
+    describe(state);
+  } catch (err) {
+    if (seq !== searchSeq) return;
+    weaker = false;
+    button.disabled = false;
+    button.textContent = "Show weaker matches";
+    if (focused) button.focus();
+    setMessage(err.message === NOT_RUNNING ? NOT_RUNNING : `Could not load weaker matches: ${err.message}`, true);
+  } finally {
+    paging = false;
     if (seq === searchSeq) keepFilling();
   }
 }
@@ -364,37 +434,79 @@ function describe(state, ms = null) {
   let how;
   if (!hasTerms(state)) how = state.sort === "oldest" ? "oldest first" : "newest first";
   else {
-    how = hasWords(state) && state.rerank && state.k > 0 ? `top ${state.k} reranked with ITM` : "CLIP only";
+    const words = hasWords(state), found = { vector: "found by CLIP", text: "found by words" }[state.mode];
+    if (hasCutoff(state)) how = [words && found, `top ${state.k} reranked with ITM`].filter(Boolean).join(", ");
+    else if (!words || state.mode === "vector") how = "CLIP only";
+    else how = state.mode === "text" ? "words only, not reranked" : "CLIP and words, not reranked";
     if (state.sort !== "relevance") how += `, ${state.sort} first`;
   }
   const n = hits.length, results = `${n} result${n === 1 ? "" : "s"}`;
-  const count = n === 0 ? "No results" : more ? `Showing ${results}` : n === 1 ? "Showing 1 result" : `Showing all ${results}`;
+  const plural = (count, one, many) => `${count} ${count === 1 ? one : many}`;
+  let count;
+  if (good == null) {
+    count = n === 0 ? "No results" : more ? `Showing ${results}` : n === 1 ? "Showing 1 result" : `Showing all ${results}`;
+  } else {  // the matches ran out: say how many, and the weaker ones shown below them
+    count = good === 0 ? "No picture matches" : `Showing ${plural(good, "good match", "good matches")}`;
+    if (n > good) count += `${good === 0 ? ", showing " : " and "}${plural(n - good, "weaker one", "weaker ones")}`;
+  }
   const subject = [...what, ...where].join(", ");
   setMessage(`${count}${subject ? ` ${subject}` : ""} (${how}), ${lastMs} ms`);
 }
 
 function scorePairs(hit) {
-  return [["score", hit.score], ["CLIP", hit.clip_score], ["ITM", hit.itm_score]]
+  return [["score", hit.score], ["CLIP", hit.clip_score], ["ITM", hit.itm_score], ["match", hit.match]]
     .filter(([, value]) => typeof value === "number")
     .map(([label, value]) => `${label} ${value.toFixed(3)}`);
+}
+
+const percent = (p) => `${Math.round(p * 100)} %`;
+const FIELD_WORDS = { name: "its file name", folders: "its folder names", caption: "its caption" };
+
+/** Why a hit came back, in plain words, from its `explain` (null without one): "match 0.93 ·
+ * CLIP 0.71 · found by vector #1, text #3 · “yellow, star” in its caption". */
+function whyText(hit, state = shownState) {
+  const e = hit.explain;
+  if (!e || typeof e !== "object") return null;
+  const num = (v) => typeof v === "number" && Number.isFinite(v);
+  const parts = [];
+  if (num(e.match)) parts.push(`match ${e.match.toFixed(2)}`);
+  if (num(e.clip)) parts.push(`CLIP ${e.clip.toFixed(2)}`);
+  if (num(e.itm) && e.names_match) parts.push(`ITM ${e.itm.toFixed(2)}`);  // the match is not ITM's then
+  const ranks = Object.entries(e.ranks ?? {}).filter(([, rank]) => num(rank)).map(([by, rank]) => `${by} #${rank}`);
+  if (ranks.length) parts.push(`found by ${ranks.join(", ")}`);
+  if (e.names_match) parts.push("every word in its name or folders");
+  else if (e.words && typeof e.words === "object") {
+    const places = Object.entries(FIELD_WORDS).filter(([field]) => e.words[field]?.length)
+      .map(([field, where]) => `“${e.words[field].join(", ")}” in ${where}`);
+    if (places.length) parts.push(...places);
+    else if (e.words_found === 0) parts.push("none of the words in its name, folders or caption");
+  }
+  if (num(e.not_penalty) && e.not_penalty >= 0.005) parts.push(`pushed down ${e.not_penalty.toFixed(2)} by a -word`);
+  if (e.reranked === false && state && hasCutoff(state)) parts.push("not reranked (below the rerank depth)");
+  return parts.length ? parts.join(" · ") : null;
 }
 
 // Images are addressed by catalog id only (the hit's one JSON shape carries no URLs).
 const imageUrl = (id, what) => `api/images/${encodeURIComponent(id)}/${what}`;
 
-function card(hit, index) {
-  const pairs = scorePairs(hit);
-  const link = el("a", { class: "card", href: imageUrl(hit.id, "original"), title: hit.path },
+function card(hit, index, weak) {
+  const pairs = scorePairs(hit), why = whyText(hit);
+  const tip = why ? el("span", { class: "why", id: `why-${hit.id}`, role: "tooltip" }, why) : null;
+  const link = el("a", { class: weak ? "card weak" : "card", href: imageUrl(hit.id, "original"), title: hit.path },
     el("div", { class: "thumb" },
       // the caption is written out next to it: alt="" so a screen reader does not read it twice
       el("img", { src: imageUrl(hit.id, "thumbnail"), alt: "", loading: "lazy", decoding: "async",
                   width: 152, height: 152 })),
     el("span", { class: "caption" }, hit.caption || hit.name),
     el("span", { class: "folder" }, el("bdi", {}, hit.folder)),
+    typeof hit.match === "number"
+      ? el("span", { class: "match" }, percent(hit.match), el("span", { class: "visually-hidden" }, " likely a match"))
+      : null,
     pairs.length ? el("span", { class: "scores" }, ...pairs.flatMap((pair, i) =>
       [i ? " · " : null, el("span", { class: "pair" }, pair)]).filter(Boolean)) : null);
   link.dataset.index = index;
   link.dataset.id = hit.id;
+  if (tip) link.setAttribute("aria-describedby", tip.id);  // read out on focus; shown on hover and focus
   link.addEventListener("click", (event) => {
     if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     event.preventDefault();  // a plain click opens the large view; ctrl-click still opens the file
@@ -402,12 +514,14 @@ function card(hit, index) {
   });
   link.addEventListener("dragstart", () => { draggedId = String(hit.id); });
   link.addEventListener("dragend", () => { draggedId = null; });
-  return el("li", {}, link);
+  return el("li", { class: "cell" }, link, tip);
 }
 
 function show(found, hasMore) {
   hits = [];
   seen = new Set();
+  good = null;
+  weaker = false;
   grid.replaceChildren();
   append(found, hasMore);
 }
@@ -416,7 +530,7 @@ function append(found, hasMore) {
   const start = hits.length;
   for (const hit of found) seen.add(hit.id);
   hits = hits.concat(found);
-  grid.append(...found.map((hit, i) => card(hit, start + i)));
+  grid.append(...found.map((hit, i) => card(hit, start + i, weaker)));
   more = hasMore;
   moreButton.hidden = !more;
   moreButton.textContent = `Show ${shownState?.n ?? DEFAULTS.n} more`;
@@ -632,7 +746,7 @@ function filterChanged() {
 }
 
 folderList.addEventListener("change", filterChanged);
-for (const box of [fromBox, untilBox, cameraBox, sortBox, rerankBox, depthBox, countBox]) {
+for (const box of [fromBox, untilBox, cameraBox, sortBox, modeBox, rerankBox, depthBox, countBox]) {
   box.addEventListener("change", filterChanged);
 }
 for (const box of [fromBox, untilBox]) box.addEventListener("input", () => box.setCustomValidity(""));
@@ -689,6 +803,7 @@ function openViewer(index, push = true) {
   $("viewer-date").textContent = when(hit);
   $("viewer-camera").textContent = hit.camera || "—";
   $("viewer-scores").textContent = scorePairs(hit).join(" · ") || "—";
+  $("viewer-why").textContent = whyText(hit) ?? "—";
   $("viewer-original").href = imageUrl(hit.id, "original");
   $("viewer-prev").disabled = index === 0;
   $("viewer-next").disabled = index === hits.length - 1;
