@@ -16,7 +16,7 @@ from conftest import make_shapes
 
 QUERIES = [
     ["a red circle", "--limit", "5"],
-    ["a star", "--in", "{photos}/b", "--sort", "newest", "--rerank-k", "5"],
+    ["a star", "--in", "{photos}/b", "--sort", "newest", "--rerank-k", "5", "--min-match", "0"],
     ["{picture}", "--limit", "4"],
     ["a circle", "--not", "a red circle", "--limit", "6", "--rerank-k", "12"],
     ["--in", "{photos}/a", "--limit", "3", "--offset", "2"],
