@@ -100,8 +100,9 @@ class Bench:
                 if spec.name not in folders:
                     continue
                 work = out / "work" / "index" / profile / spec.name
+                index_runs = plan.index_runs or plan.runs
                 done = self.guarded("indexing", f"{profile} on {spec.name}", lambda: measure_indexing(
-                    profile, settings, spec.name, folders[spec.name], spec.count, work, plan.runs, runner))
+                    profile, settings, spec.name, folders[spec.name], spec.count, work, index_runs, runner))
                 if done is not None:
                     row, home = done
                     self.results["indexing"].append(row)

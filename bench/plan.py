@@ -21,11 +21,13 @@ class QueryPlan:
 
     text_encodes: int
     searches: int  # vector store searches alone
-    plain_queries: int  # whole queries without rerank
-    cold_queries: int  # whole queries with rerank, after emptying the rerank cache
-    warm_repeats: int  # timed reruns of each cold query, now with a warm cache
+    plain_queries: int  # whole queries without rerank, each in vector and in hybrid mode (interleaved)
+    cold_queries: int  # texts queried on a cold rerank cache: as today's rerank of K, and with the cutoff
+    warm_repeats: int  # timed reruns of each cold rerank-of-K query, now with a warm cache
+    deepest_queries: int = 1  # cold-cache cutoff queries made to take the deepest path (`queries.ItmProbe`)
     rerank_k: int = 20
     limit: int = 10
+    min_match: float | None = None  # the cutoff rows' cutoff; None: the product's (Settings.min_match)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Plan:
     photo_workers: int = 0  # 0: one per CPU
     child_timeout_s: float | None = None
     isolated: bool = True  # a fresh process per measured configuration (False: one shared worker)
+    index_runs: int | None = None  # indexing runs per configuration (None: `runs`); queries still make `runs`
     skip: tuple[str, ...] = ()  # sections left out of this run (SECTIONS), e.g. to rerun the others on a quiet CPU
     notes: list[str] = field(default_factory=list)
 

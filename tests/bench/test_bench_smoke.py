@@ -45,8 +45,12 @@ def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) 
 
     (queries,) = results["queries"]
     assert queries["rerank_k"] == 20
+    assert set(queries["ops"]) == {"text_encode", "vector_search", "query_no_rerank",
+                                   "query_no_rerank_hybrid", "query_rerank_warm", "query_rerank_cold",
+                                   "query_cutoff_cold", "query_cutoff_deepest_cold"}
     for op, figures in queries["ops"].items():
         assert 0 < _number(figures["p50_ms"]) <= _number(figures["p95_ms"]), op
+    _check_cutoff(queries)
     assert {c["via"] for c in results["cli"]} == {"direct", "service"}
     for cli in results["cli"]:
         assert _number(cli["wall_s"]) > 0 and _number(cli["peak_rss_mb"]) > 0
@@ -69,12 +73,48 @@ def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) 
         assert _number(block["worst_filtered_vs_unfiltered"]) > 0
 
     assert {t["status"] for t in results["targets"]} == {"not measured"}  # smoke never judges targets
+    assert any(t["target"].startswith("Query with the default cutoff") for t in results["targets"])
     for heading in ("Targets of the issue", "Machine", "Indexing", "Queries", "Vector store scale",
                     "Filtered search"):
         assert f"## {heading}" in md
     assert "| edge+optimize | uniform | 1,000 | camera: one camera, ~10 % |" in md
     assert results["machine"]["cpu"] in md
     assert "| tiny (bundled) | smoke (320×240" in md and "| edge | uniform | 1,000 |" in md
+    for row in ("| whole query, no rerank, hybrid (CLIP + full text) |",
+                "| whole query + ITM rerank (vector, no cutoff), cold cache |",
+                "| whole query, default cutoff (hybrid, min_match), cold cache |",
+                "| whole query, default cutoff, deepest path (simulated matches), cold cache |",
+                "| default cutoff (min_match 0.5, hybrid) / rerank of 20 (vector, no cutoff), cold cache, "
+                "p50s |",
+                "| pictures ITM scored per cutoff query | 20 (queries: 20 pictures × 2); the deepest it can "
+                "go: 200, in this index of 20: 20 |",
+                "| hybrid / vector, no rerank, p50s (the full-text index's overhead) |"):
+        assert row in md, row
+
+
+def _check_cutoff(queries: dict[str, Any]) -> None:
+    """The cutoff's rows: its cost as a ratio to today's rerank of 20, the full-text index's
+    overhead as a ratio, and how deep each rerank went, counted per query (no speed is judged)."""
+    from imgsearch.settings import Settings
+
+    c = queries["cutoff"]
+    assert c["min_match"] == Settings.model_fields["min_match"].default > 0  # the product's default cutoff
+    assert c["mode"] == "hybrid" and c["product_max_depth"] == 200
+    assert c["max_depth"] == min(queries["indexed"], 200) == 20  # the smoke index holds 20 photos
+    for key in ("cutoff_vs_rerank_cold", "hybrid_vs_vector_no_rerank", "forced_vs_rerank_cold",
+                "forced_vs_rerank_cold_projected", "ms_per_picture_cold", "deepest_vs_rerank_cold_projected"):
+        assert _number(c[key]) > 0, key
+    # every cold query scored at least one batch and never past the index; today's rerank: exactly 20
+    assert 20 <= _number(c["depth"]) and c["depth"]["max"] <= c["max_depth"]
+    assert c["rerank_depth"]["runs"] == [20.0] * queries["ops"]["query_rerank_cold"]["calls_per_run"]
+    assert c["forced_depth"]["runs"] == [float(c["max_depth"])]  # made to go as deep as it can
+    cutoff_calls = queries["ops"]["query_cutoff_cold"]["calls_per_run"]
+    assert sum(c["depth_counts"].values()) == c["depth"]["n"] == cutoff_calls
+    assert _number(c["computed"]) <= _number(c["depth"])  # cold cache: a vision pass for each, at most
+    assert c["itm_at_or_above_cutoff"] is not None and 0 <= c["itm_at_or_above_cutoff"] <= 1
+    (run,) = queries["process_runs"]
+    for op in ("query_rerank_cold", "query_cutoff_cold", "query_cutoff_deepest_cold"):
+        assert all(len(q["probabilities"]) == q["scored"] for q in run["depth"][op]), op
 
 
 def test_skipped_sections_are_not_run_and_the_report_says_so(tmp_path: Path) -> None:
