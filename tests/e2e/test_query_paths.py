@@ -18,7 +18,7 @@ QUERIES = [
     ["a red circle", "--limit", "5"],
     ["a star", "--in", "{photos}/b", "--sort", "newest", "--rerank-k", "5", "--min-match", "0"],
     ["{picture}", "--limit", "4"],
-    ["a circle", "--not", "a red circle", "--limit", "6", "--rerank-k", "12"],
+    ["a circle", "--not", "a red circle", "--limit", "6", "--rerank-k", "12", "--min-match", "0"],
     ["--in", "{photos}/a", "--limit", "3", "--offset", "2"],
     ["a square", "--from", "2021-03", "--until", "2021-05", "--no-rerank", "--limit", "50"],
     ["a blue square", "-n", "4", "--offset", "3", "--sort", "oldest"],

@@ -26,6 +26,6 @@ def test_index_and_query_through_a_qdrant_server_api(tiny_settings: Settings, sh
     assert run_index(tiny_settings, [shapes_folder], client=client).removed == 1
     assert client.count(tiny_settings.collection).count == 11
     with LocalIndex(tiny_settings, client=client) as idx:
-        hits = idx.search(SearchRequest((words("a red circle"),), limit=5, rerank_k=5))
+        hits = idx.search(SearchRequest((words("a red circle"),), limit=5, rerank_k=5, min_match=0.0))
     assert len(hits) == 5 and all(Path(h.path).exists() for h in hits)
     assert str(victim) not in {h.path for h in hits}
