@@ -2,8 +2,12 @@
 
 With a cutoff (`min_match`) the rerank goes deeper by itself: after the first `rerank_k`
 candidates it scores the next `rerank_k` while the last batch still held a match and the page
-is not yet full of matches, up to `MATCH_DEPTH_BATCHES` batches. A picture never scored has no
-probability, so below that depth nothing passes the cutoff: a bounded cost, measured in bench/."""
+is not yet full of matches, up to `MATCH_DEPTH_BATCHES` batches and within a budget of work:
+`DEPTH_BUDGET` times the first batch's, where a picture whose vision states must be computed
+costs 1 and one in the rerank cache `CACHED_COST` (measured in bench/: a warm rerank costs ~1/8
+of a cold one). So a cold query costs at most about twice today's rerank, and a library indexed
+with `--precompute-rerank` (or searched before) lets the cutoff go ten batches deep. A picture
+never scored has no probability: below that depth nothing passes the cutoff."""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from typing import Any
 from .candidates import Candidate
 
 MATCH_DEPTH_BATCHES = 10
+DEPTH_BUDGET = 2.0
+CACHED_COST = 1 / 8
 
 
 @dataclass(frozen=True)
@@ -34,9 +40,13 @@ def rerank(candidates: list[Candidate], positive: list[str], negative: list[str]
     cache = open_state_cache(models.settings, itm)
     batches = MATCH_DEPTH_BATCHES if cutoff > 0 else 1
     scored: dict[int, Scored] = {}
-    found = 0
+    found, spent = 0, 0.0
     for start in range(0, min(len(candidates), rerank_k * batches), rerank_k):
         batch = candidates[start:start + rerank_k]
+        cost = sum(CACHED_COST if c.info.sha256 and cache.has(c.info.sha256) else 1.0 for c in batch)
+        if start > 0 and spent + cost > DEPTH_BUDGET * rerank_k:
+            break
+        spent += cost
         new = _score(batch, positive, negative, itm, cache, models.settings.decode_workers)
         scored.update(new)
         if cutoff <= 0:

@@ -24,6 +24,9 @@ class VisionStateCache:
     def _path(self, sha: str) -> Path:
         return self.folder / sha[:2] / f"{sha}.safetensors"
 
+    def has(self, sha: str) -> bool:
+        return self._path(sha).exists()
+
     def get(self, sha: str) -> torch.Tensor | None:
         path = self._path(sha)
         try:
