@@ -18,6 +18,10 @@ from .filters import Filters
 from .hits import nearest
 
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al.): damps the very first ranks
+# Ranks that count in the fusion: the head of each list. Deeper ones only follow, by their best
+# rank, so the order does not depend on how deep the lists were fetched (and fusing deeper lists
+# measured worse: relation MRR 0.952 at 20, 0.943 at 60 to 200, held-out seed 2026).
+FUSE_DEPTH = 20
 
 
 @dataclass
@@ -35,6 +39,10 @@ class Candidate:
             return 0.0
         found = {w for f in FIELDS for w in self.words.get(f, ())}
         return len(found) / len(words)
+
+
+def _fused_order(c: Candidate) -> tuple[float, int]:
+    return -sum(1.0 / (RRF_K + r) for r in c.ranks.values() if r <= FUSE_DEPTH), min(c.ranks.values())
 
 
 def gather(vector: np.ndarray | None, words: list[str], stores: Stores, fulltext: FullText, filters: Filters,
@@ -61,5 +69,5 @@ def gather(vector: np.ndarray | None, words: list[str], stores: Stores, fulltext
             by_id[i].words = per_field
         for i in fulltext.named(by_id, words):
             by_id[i].named = True
-    fused = sorted(by_id.values(), key=lambda c: -sum(1.0 / (RRF_K + r) for r in c.ranks.values()))
+    fused = sorted(by_id.values(), key=_fused_order)
     return fused[:depth] if vector is not None and words else fused
