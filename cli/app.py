@@ -64,6 +64,7 @@ def _guarded(fn: Any) -> Any:
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to index.")],
     no_captions: Annotated[bool, typer.Option("--no-captions", help="Only CLIP vectors; skip BLIP captions.")] = False,
+    no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read the text in pictures (env IMGSEARCH_OCR=0).")] = False,
     precompute_rerank: Annotated[bool, typer.Option("--precompute-rerank", help="Also fill the ITM rerank cache.")] = False,
     home: HomeOpt = None,
     models: ModelsOpt = None,
@@ -75,7 +76,8 @@ def index(
 
     def run() -> Any:
         with _open(settings) as idx, progress_bar(enabled=not as_json) as progress:
-            return idx.index(paths, captions=not no_captions, precompute_rerank=precompute_rerank, progress=progress)
+            return idx.index(paths, captions=not no_captions, texts=not no_ocr, precompute_rerank=precompute_rerank,
+                             progress=progress)
 
     print_index_report(_guarded(run), as_json)
 
@@ -156,6 +158,7 @@ def watch(
     token: Annotated[Optional[str], typer.Option("--token", help="Token requests must carry (env IMGSEARCH_TOKEN).")] = None,
     polling: Annotated[bool, typer.Option("--polling", help="Poll for changes instead of inotify (network mounts).")] = False,
     no_captions: Annotated[bool, typer.Option("--no-captions", help="Only CLIP vectors; skip BLIP captions.")] = False,
+    no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read the text in pictures.")] = False,
     home: HomeOpt = None,
     models: ModelsOpt = None,
     qdrant_url: QdrantOpt = None,
@@ -166,6 +169,8 @@ def watch(
     overrides = {k: v for k, v in (("host", host), ("port", port), ("token", token)) if v is not None}
     if polling:
         overrides["polling"] = True
+    if no_ocr:
+        overrides["ocr"] = False
     if overrides:
         settings = settings.model_copy(update=overrides)
 

@@ -72,7 +72,8 @@ def print_index_report(report: dict[str, Any], as_json: bool) -> None:
         return
     parts = [f"{report['seen']} images seen", f"{report['embedded']} embedded", f"{report['unchanged']} unchanged"]
     for label, key in (("moved", "moved"), ("copied from duplicates", "copied"), ("removed", "removed"),
-                       ("captioned", "captioned"), ("repaired after an interrupted run", "repaired")):
+                       ("captioned", "captioned"), ("text read", "texts_read"),
+                       ("repaired after an interrupted run", "repaired")):
         if report.get(key):
             parts.append(f"{report[key]} {label}")
     if report.get("search_index_built"):
@@ -144,7 +145,8 @@ def print_status(status_json: dict[str, Any], as_json: bool) -> None:
     vectors = "unknown (store busy)" if status.vectors is None else str(status.vectors)
     rows = [
         ("profile", status.profile), ("images", str(status.images)), ("vectors", vectors),
-        ("captioned", str(status.captioned)), ("pending vectors", str(status.pending_vectors)),
+        ("captioned", str(status.captioned)), ("text read", str(status.text_read)),
+        ("pending vectors", str(status.pending_vectors)),
         ("pending captions", str(status.pending_captions)), ("skipped", str(status.skipped)),
         ("catalog", status.catalog), ("vector store", status.vector_store),
     ] + [(k, v) for k, v in status.models.items()]

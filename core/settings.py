@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Searches by words return only pictures at least this likely to match (BLIP ITM's
     # probability; calibrated on the evaluation, see the model card); 0 turns the cutoff off.
     min_match: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Read the text in pictures (OCR) at index time and in the service's spare time.
+    ocr: bool = True
     # BLIP's own captioning decodes at most 20 tokens (its max_length=20, prompt included); a
     # caption of a photo is about 10. Every token costs a decoder pass over the whole batch.
     caption_max_tokens: int = 20

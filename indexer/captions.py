@@ -12,6 +12,7 @@ from imgsearch.progress import Progress
 from imgsearch.stores import Stores
 
 from .reader import Decoded, Failed, read_all
+from .reuse import reuse_by_content
 from .scan import FoundFile
 
 
@@ -27,19 +28,14 @@ def caption_pending(
         return 0
     progress.phase("captions", len(todo))
     known = stores.catalog.caption_of_sha({f.sha256 for f in todo if f.sha256})
-    reuse = {f.id: known[f.sha256] for f in todo if f.sha256 in known}
-    if reuse:
-        stores.catalog.set_captions(reuse)
-        progress.advance(len(reuse))
-    rest = [f for f in todo if f.id not in reuse]
+    done, rest = reuse_by_content(todo, known, stores.catalog.set_captions, progress)
     if not rest:
-        return len(reuse)
+        return done
     captioner = models.captioner
     size = int(captioner.processor.image_processor.size["height"])
     by_path = {f.path: f for f in rest}
     files = [FoundFile(path=Path(f.path), size=f.size, mtime_ns=0) for f in rest]
     batch: list[tuple[int, object]] = []
-    done = len(reuse)
 
     def flush() -> None:
         nonlocal done

@@ -31,6 +31,7 @@ from imgsearch.stores.vectors import point_payload
 
 from .backfill import backfill
 from .captions import caption_pending
+from .texts import read_pending
 from .reader import VANISHED, Decoded, Failed, Reused, read_all, retry_later
 from .repair import repair
 from .scan import FoundFile, ScanProblem, scan
@@ -45,6 +46,7 @@ class IndexReport:
     copied: int = 0  # duplicates and touched files that reused a stored vector
     removed: int = 0
     captioned: int = 0
+    texts_read: int = 0
     repaired: int = 0
     backfilled: int = 0  # rows of an older index given their date, camera and payload (no model work)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -152,6 +154,7 @@ def index(
     models: Models,
     *,
     captions: bool = True,
+    texts: bool = True,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> IndexReport:
@@ -226,6 +229,9 @@ def index(
         progress.done()
     if captions:
         report.captioned = caption_pending(stores, models, workers, progress, cancel=cancel)
+        progress.done()
+    if texts and models.settings.ocr:
+        report.texts_read = read_pending(stores, models.text_reader, workers, progress, cancel=cancel)
         progress.done()
     return report
 

@@ -21,6 +21,7 @@ def run_index(
     paths: Sequence[Path],
     *,
     captions: bool = True,
+    texts: bool = True,
     precompute_rerank: bool = False,
     progress: Progress | None = None,
     client: object = None,
@@ -30,7 +31,7 @@ def run_index(
     models = Models(settings)
     with WriterLock(settings.index_dir, "imgsearch index"), \
             open_stores(settings, models.facts(), models.clip.dim, client=client) as stores:
-        report = index(paths, stores, models, captions=captions, progress=progress)
+        report = index(paths, stores, models, captions=captions, texts=texts, progress=progress)
         # cold `query --no-rerank` then needs no torch (the service, when it runs, answers instead)
         ensure_text_export(models.clip, settings.index_dir)
         if precompute_rerank:

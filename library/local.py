@@ -98,12 +98,13 @@ class LocalIndex:
             ensure_text_export(self.models.clip, self.settings.index_dir)  # the next cold query needs no torch
         return hits
 
-    def index(self, paths: Sequence[Path], *, captions: bool = True, precompute_rerank: bool = False,
+    def index(self, paths: Sequence[Path], *, captions: bool = True, texts: bool = True,
+              precompute_rerank: bool = False,
               progress: Progress | None = None) -> dict[str, Any]:
         from imgsearch.indexer import run_index
 
         self.close()  # the run takes the writer lock and opens the stores for itself
-        return run_index(self.settings, paths, captions=captions, precompute_rerank=precompute_rerank,
+        return run_index(self.settings, paths, captions=captions, texts=texts, precompute_rerank=precompute_rerank,
                          progress=progress, client=self._client).as_json()
 
     def status(self) -> dict[str, Any]:

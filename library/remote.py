@@ -23,7 +23,8 @@ class RemoteIndex:
         request.check()  # the same limits and messages as a local index, before any request
         return [Hit.from_json(h) for h in self.client.post("/api/search", request.as_json())["hits"]]
 
-    def index(self, paths: Sequence[Path], *, captions: bool = True, precompute_rerank: bool = False,
+    def index(self, paths: Sequence[Path], *, captions: bool = True, texts: bool = True,
+              precompute_rerank: bool = False,
               progress: Progress | None = None) -> dict[str, Any]:
         """Hand the folders to the service (with the secret from service.json) and follow its job."""
         progress = progress or NoProgress()

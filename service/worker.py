@@ -21,6 +21,7 @@ from typing import Any
 from imgsearch.errors import ImgsearchError
 from imgsearch.indexer import index
 from imgsearch.indexer.captions import caption_pending
+from imgsearch.indexer.texts import read_pending
 from imgsearch.indexer.changes import forget, relocate
 from imgsearch.indexer.pipeline import IndexReport, normalise_roots
 from imgsearch.indexer.precompute import precompute_rerank
@@ -91,6 +92,7 @@ class Worker(threading.Thread):
         self._ids = itertools.count(1)
         self._halt = threading.Event()
         self._captions_due = True
+        self._texts_due = True
         self._last_scan = 0.0
         self._last_check = time.monotonic()
 
@@ -143,6 +145,8 @@ class Worker(threading.Thread):
             return True
         if self.captions and self._captions_due:
             return self._caption_some()
+        if self.engine.settings.ocr and self._texts_due:
+            return self._read_some()
         self.engine.activity.state, self.engine.activity.phase = "idle", None
         return False
 
@@ -159,7 +163,7 @@ class Worker(threading.Thread):
                        progress=ActivityProgress(self.engine.activity), cancel=self._busy)
         self.engine.activity.state = state
         if report.embedded or report.copied or report.moved:
-            self._captions_due = True
+            self._captions_due = self._texts_due = True
         return report
 
     def _scan(self) -> None:
@@ -252,6 +256,16 @@ class Worker(threading.Thread):
                                cancel=self._yield_captions)
         if done == 0:
             self._captions_due = False
+        return done > 0
+
+
+    def _read_some(self) -> bool:
+        self.engine.activity.state = "text"
+        done = read_pending(self.engine.stores, self.engine.models.text_reader, self.engine.settings.decode_workers,
+                            ActivityProgress(self.engine.activity), limit=self.caption_chunk,
+                            cancel=self._yield_captions)
+        if done == 0:
+            self._texts_due = False
         return done > 0
 
 

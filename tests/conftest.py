@@ -3,6 +3,7 @@ the model hubs fail at once."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 
 from imgsearch.settings import Settings
 from imgsearch.shapes.render import sample_scene, write_collection
+
+# Reading text (OCR, ~0.15 s a picture here) is tested where it is the subject (their settings
+# say ocr=True); other tests index pictures without text and would only wait for it. Set at
+# import, before any fixture of any scope; subprocesses inherit it.
+os.environ["IMGSEARCH_OCR"] = "0"
 
 
 @pytest.fixture(autouse=True)

@@ -57,5 +57,12 @@ class Models:
 
         return self._get("itm", lambda: load_itm(self.profile.itm, self.runtime))
 
+    @property
+    def text_reader(self) -> Any:
+        """The OCR engine (imgsearch.ocr.TextReader): not a profile's model, the same for all."""
+        from imgsearch.ocr import load_reader
+
+        return self._get("text_reader", load_reader)
+
     def facts(self) -> dict[str, str]:
         return model_facts(self.profile)

@@ -50,6 +50,7 @@ class FileInfo:
     date_source: str | None = None  # dates.EXIF | dates.FILE; None with `date` on an old index
     camera: str | None = None
     mtime_ns: int | None = None
+    text: str | None = None  # read in the picture (OCR)
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,12 @@ class CatalogCounts:
     with_vector: int
     captioned: int
     skipped: int
+    text_read: int = 0
 
 
 # The newest migration in migrations/versions (tests/stores/test_catalog.py checks it is). A
 # catalog already there skips Alembic, whose import alone costs a cold query ~0.4 s.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def alembic_config(url: str) -> Config:
@@ -135,7 +137,7 @@ def _known(row: FileRow) -> KnownFile:
 
 def _info(row: FileRow) -> FileInfo:
     return FileInfo(row.id, row.path, row.sha256, row.size, row.width, row.height, row.taken_at, row.caption,
-                    row.date, row.date_source, row.camera, row.mtime_ns)
+                    row.date, row.date_source, row.camera, row.mtime_ns, row.text)
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -219,6 +221,7 @@ class Catalog:
             return CatalogCounts(
                 files=n(), images=n(FileRow.error.is_(None)), with_vector=n(FileRow.has_vector),
                 captioned=n(FileRow.caption.is_not(None)), skipped=n(FileRow.error.is_not(None)),
+                text_read=n(FileRow.text_read),
             )
 
     def skipped(self) -> list[tuple[str, str]]:
@@ -255,6 +258,38 @@ class Catalog:
             q = (select(FileRow).where(FileRow.has_vector, FileRow.caption.is_(None), FileRow.error.is_(None))
                  .order_by(FileRow.id).limit(limit))
             return [_info(r) for r in s.scalars(q)]
+
+    def needs_text(self, limit: int) -> list[FileInfo]:
+        """Indexed pictures whose text has not been read yet."""
+        with self.session() as s:
+            q = (select(FileRow).where(FileRow.has_vector, FileRow.error.is_(None), FileRow.text_read.is_(False))
+                 .order_by(FileRow.id).limit(limit))
+            return [_info(r) for r in s.scalars(q)]
+
+    def text_of_sha(self, shas: Iterable[str]) -> dict[str, str | None]:
+        """The text already read of these contents (None: read, and there is none)."""
+        with self.session() as s:
+            q = select(FileRow.sha256, FileRow.text).where(FileRow.sha256.in_(list(shas)), FileRow.text_read)
+            return {sha: t for sha, t in s.execute(q)}
+
+    def set_texts(self, texts: dict[int, str | None]) -> None:
+        with self.session() as s, s.begin():
+            for fid, t in texts.items():
+                s.execute(update(FileRow).where(FileRow.id == fid).values(text=t, text_read=True))
+
+    def adopt_text_reader(self, reader_id: str) -> bool:
+        """As `adopt_captioner`, for the OCR engine: another one reads every picture again."""
+        with self.session() as s, s.begin():
+            row = s.get(MetaRow, "text_reader")
+            if row is not None and row.value == reader_id:
+                return False
+            dropped = row is not None
+            if dropped:
+                s.execute(update(FileRow).values(text=None, text_read=False))
+                row.value = reader_id
+            else:
+                s.add(MetaRow(key="text_reader", value=reader_id))
+            return dropped
 
     def needs_backfill(self, limit: int) -> list[FileInfo]:
         """Indexed rows with no date yet: an index made before dates and cameras were kept."""
@@ -312,6 +347,7 @@ class Catalog:
                 row.width, row.height, row.taken_at = f.width, f.height, f.taken_at
                 row.date, row.date_source, row.camera = f.date, f.date_source, f.camera
                 row.caption, row.error, row.has_vector = f.caption, None, False
+                row.text, row.text_read = None, False
                 s.add(row)
                 rows.append(row)
             s.flush()
@@ -330,6 +366,7 @@ class Catalog:
             row = row or FileRow(path=path)
             row.size, row.mtime_ns, row.error = size, mtime_ns, reason
             row.has_vector, row.caption, row.sha256 = False, None, None
+            row.text, row.text_read = None, False
             s.add(row)
             return had_vector
 

@@ -16,14 +16,14 @@ from sqlalchemy import column, func, inspect, select, table, text
 from imgsearch.stores.catalog import Catalog, passing
 from imgsearch.stores.schema import FileRow
 
-FIELDS = ("name", "folders", "caption")
+FIELDS = ("name", "folders", "caption", "text")
 # Words too common to say anything about a picture; a query of only these has no text part.
 STOPWORDS = frozenset(
     "a an the of and or in on at to with by for from is are was be it its this that these those some "
     "any my our your their his her photo photos picture pictures image images".split())
 _WORD = re.compile(r"[^\W_]+")  # as FTS5's unicode61: letters and digits; '_' and '-' separate
 _FTS = table("files_fts", column("rowid"))
-_WEIGHTS = (2.0, 1.5, 1.0)  # bm25 column weights: a word in the file name says most
+_WEIGHTS = (2.0, 1.5, 1.0, 1.5)  # bm25 column weights: a word in the file name says most
 
 
 def query_words(texts: Iterable[str]) -> list[str]:
@@ -82,7 +82,7 @@ class FullText:
         q = select(_FTS.c.rowid).where(text("files_fts MATCH :match"), _FTS.c.rowid.in_(ids))
         with self.catalog.session() as s:
             for field in FIELDS:
-                telling = words if field == "caption" else [w for w in words if not self._common(s, field, w)]
+                telling = words if field in ("caption", "text") else [w for w in words if not self._common(s, field, w)]
                 for w in telling:
                     for (i,) in s.execute(q, {"match": _match([w], field)}):
                         found[i][field].append(w)
@@ -98,8 +98,8 @@ class FullText:
         q = select(_FTS.c.rowid).where(text("files_fts MATCH :match"), _FTS.c.rowid.in_(ids))
         out: set[int] = set()
         with self.catalog.session() as s:
-            for field in ("name", "folders"):
-                if any(self._common(s, field, w) for w in words):
+            for field in ("name", "folders", "text"):
+                if field != "text" and any(self._common(s, field, w) for w in words):
                     continue
                 near = f"{{{field}}} : NEAR({' '.join(f'{chr(34)}{w}{chr(34)}' for w in words)}, 2)"
                 out |= {i for (i,) in s.execute(q, {"match": near})}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -38,6 +38,9 @@ class FileRow(Base):
     date: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     date_source: Mapped[str | None] = mapped_column(String(8))
     camera: Mapped[str | None] = mapped_column(Text, index=True)
+    # The text read in the picture (OCR; NULL: none, or not read yet) and whether it was read.
+    text: Mapped[str | None] = mapped_column(Text)
+    text_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
 
 
 class MetaRow(Base):

@@ -36,9 +36,11 @@ def test_words_are_found_in_names_folders_and_captions(tmp_path: Path) -> None:
     assert _found(ft, "a red circle") == {c}  # stemmed: circles ~ circle
     assert _found(ft, "photos of a") == set()  # nothing but stop words: no text part
     ev = ft.evidence([a, b, c], query_words(["lisbon red cake"]))
-    assert ev[a] == {"name": [], "folders": ["lisbon"], "caption": []}
-    assert ev[b] == {"name": ["cake"], "folders": [], "caption": []}
-    assert ev[c] == {"name": [], "folders": [], "caption": ["red"]}
+    assert ev[a] == {"name": [], "folders": ["lisbon"], "caption": [], "text": []}
+    assert ev[b] == {"name": ["cake"], "folders": [], "caption": [], "text": []}
+    assert ev[c] == {"name": [], "folders": [], "caption": ["red"], "text": []}
+    cat.set_texts({b: "HAPPY BIRTHDAY ANNA", c: None})
+    assert ft.evidence([b], query_words(["anna"]))[b]["text"] == ["anna"] and _found(ft, "happy") == {b}
 
 
 def test_the_index_follows_moves_captions_skips_and_deletes(tmp_path: Path) -> None:
@@ -78,6 +80,25 @@ def test_any_words_a_user_types_are_safe(tmp_path: Path) -> None:
     for text in ['"', "a*", "NEAR(", "x OR", "-y", "caption:", "{name}: z", "^", "ü’s ☃ 東京", "\x00"]:
         ft.search(query_words([text]), 10)  # no FTS5 syntax error, whatever the words
     assert _found(ft, "near and or") == {a}  # operators are plain words here
+
+
+def test_an_0003_catalog_keeps_its_index_and_gains_the_text_column(tmp_path: Path) -> None:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    command.upgrade(alembic_config(url), "0003")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "insert into files (path, size, mtime_ns, sha256, has_vector, caption, date)"
+            " values ('/p/porto/a.jpg', 10, 1, 'aa', 1, 'a green star', '2020-01-01 00:00:00')")
+    engine.dispose()
+    cat = open_catalog(url)
+    ft = FullText(cat)
+    assert _found(ft, "porto green") == {1}
+    assert [f.id for f in cat.needs_text(10)] == [1]  # never read: the next run reads it
+    cat.set_texts({1: "PRAIA"})
+    assert _found(ft, "praia") == {1} and cat.needs_text(10) == []
 
 
 def test_an_0002_catalog_gets_the_index_built_from_its_stored_captions(tmp_path: Path) -> None:

@@ -804,6 +804,7 @@ function openViewer(index, push = true) {
   $("viewer-camera").textContent = hit.camera || "—";
   $("viewer-scores").textContent = scorePairs(hit).join(" · ") || "—";
   $("viewer-why").textContent = whyText(hit) ?? "—";
+  $("viewer-text").textContent = hit.text || "—";
   $("viewer-original").href = imageUrl(hit.id, "original");
   $("viewer-prev").disabled = index === 0;
   $("viewer-next").disabled = index === hits.length - 1;
