@@ -2,11 +2,12 @@
 search for what a picture says finds it.
 
 The engine is RapidOCR (`rapidocr-onnxruntime`): PP-OCRv4 detection and recognition models in
-ONNX, shipped inside its wheel, so nothing is downloaded. Detection runs first on a small copy of
-the picture; recognition runs only on the boxes it found, cut from a larger copy, so a picture
-without text pays for detection alone and small text is still read from enough pixels.
+ONNX, shipped inside its wheel, so nothing is downloaded. Detection runs first, on a small copy of
+the picture; recognition runs only on the lines it found, cut from a larger copy, so a picture
+without text pays for detection alone and small print is still read from enough pixels.
 
-Importing this module imports neither rapidocr nor OpenCV; the engine is made on the first read."""
+Importing this module imports neither rapidocr, OpenCV nor onnxruntime; the engine is made on the
+first read."""
 
 from __future__ import annotations
 
@@ -28,20 +29,32 @@ if TYPE_CHECKING:
 ENGINE = "rapidocr-onnxruntime"
 _MODULE = "rapidocr_onnxruntime"
 DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
-REC_MODEL = "ch_PP-OCRv4_rec_infer.onnx"  # Chinese + Latin letters, digits and punctuation
+REC_MODEL = "ch_PP-OCRv4_rec_infer.onnx"  # Chinese and Latin letters, digits, punctuation
 
-# Measured on a rendered collection (evaluation/ocr.py) on a 2-core EPYC: see the report of
-# issue 16. Detection on a 640-px copy keeps text from ~12 px up (on a 1280-px picture) and
-# costs a fraction of the full size; recognition cuts its lines from a copy of up to 1600 px.
-DET_SIDE = 512
-GATE_SIDE = 320
+# The settings below were measured with `python -m imgsearch.evaluation.ocr` (rendered signs,
+# 12-106 px text, rotations up to 15°) on a 2-core EPYC; the figures are in issue 16's report.
+#
+# Detection cost grows with its pixels and dominates (a 640-px copy costs ~2.3x a 448-px one).
+# At 448 px word recall was 0.97; 384 lost small print (0.93), 512/640 were no better and slower.
+DET_SIDE = 448
+# Recognition needs more pixels than detection: lines cut from the 448-px copy itself read 0.77
+# of the words, from a 1024-px copy 0.97, and from 1600 px no more. Bigger pictures are shrunk
+# to this first, so a decoder may hand over a picture of about this size.
+MAX_SIDE = 1024
+# Optional cheap first look at this size, stopping pictures without text before the full
+# detection. Off: at 320 px textless pictures went only 1.4x faster (16.6 vs 11.9 a second) but
+# recall fell 0.97 -> 0.84, half the words under 24 px lost: text under ~8 px at the look's scale
+# is invisible to it. Even at 256 px (recall 0.71) they were not 5x faster than text pictures.
+GATE_SIDE: int | None = None
+# How far detection grows the text regions it finds (rapidocr's default 1.6 cuts lines so tight
+# that the recogniser drops the spaces between words more often: 0.94 -> 0.97 recall at 448).
 UNCLIP = 2.0
-MAX_SIDE = 1600
-# A line whose recognition confidence is below this is dropped: real words score above 0.85,
-# what detection finds in clutter (edges, stripes) is read as short junk scoring lower.
-MIN_SCORE = 0.75
-# Intra-op threads per model: enough to use a small machine, not so many that the engine
-# fights the indexer's other work on a big one.
+# Lines read with less confidence are dropped. Real lines scored 0.74-1.0; what detection finds
+# in clutter is read as one or two junk characters (0.1-0.84), which the two-letter rule drops.
+MIN_SCORE = 0.65
+MIN_CHARS = 2  # letters or digits a line needs to be kept
+# Intra-op threads per model. The sessions never spin-wait (ONNX Runtime's default busy-waits
+# between ops): with spinning, 2 threads on a busy 2-core machine ran at half the speed of 1.
 MAX_THREADS = 4
 
 _ALNUM = re.compile(r"[^\W_]", re.UNICODE)
@@ -54,7 +67,7 @@ def _usable_cpus() -> int:
 
 
 def default_threads() -> int:
-    """All usable cores up to MAX_THREADS (2 on the 2-core machines the product runs on)."""
+    """All usable cores up to MAX_THREADS: 2 on the 2-core machines the product runs on."""
     return min(MAX_THREADS, _usable_cpus())
 
 
@@ -68,8 +81,8 @@ def _package_dir() -> Path | None:
 def _not_installed(detail: str) -> ConfigError:
     return ConfigError(
         f"Reading text in pictures needs {ENGINE} ({detail}). Install it into imgsearch's "
-        f"environment: pip install '{ENGINE}>=1.4,<2' (it brings its models; nothing else is "
-        "downloaded)."
+        f"environment: pip install '{ENGINE}>=1.4.4,<2' (Python 3.12 or older; it brings its "
+        "own models, nothing else is downloaded)."
     )
 
 
@@ -80,19 +93,20 @@ class _Line:
     cx: float  # centre
     cy: float
     height: float
-    slope: float  # dy/dx of the box's top edge, for rotated text
+    slope: float  # dy/dx of the box's top edge, for tilted text
 
 
 class TextReader:
     """Reads the text of a picture: `read(image)` gives its lines in reading order (top to bottom,
     left to right) joined by "\\n", or None when it holds no text worth keeping.
 
-    `id` names the engine, its version, the models and the settings that change what is read, so
-    the catalog can re-read texts when any of them changes. Thread-safe: the engine is created
-    once, on the first read, and the ONNX sessions run concurrent calls."""
+    `id` names the engine, its version, the models and every setting that changes what is read,
+    so the catalog re-reads texts when any of them changes. `max_side` is the largest picture side
+    the reader uses (a decoder need not produce more). Thread-safe: the engine is made once, on
+    the first read, and its ONNX sessions take concurrent calls."""
 
-    def __init__(self, *, det_side: int = DET_SIDE, gate_side: int | None = GATE_SIDE,
-                 max_side: int = MAX_SIDE, min_score: float = MIN_SCORE,
+    def __init__(self, *, det_side: int = DET_SIDE, max_side: int = MAX_SIDE,
+                 gate_side: int | None = GATE_SIDE, min_score: float = MIN_SCORE,
                  threads: int | None = None, use_angle_cls: bool = False) -> None:
         pkg = _package_dir()
         if pkg is None:
@@ -106,15 +120,20 @@ class TextReader:
         if missing:
             raise _not_installed(f"its models are missing: {', '.join(missing)}")
         if det_side < 32 or max_side < det_side or (gate_side is not None and gate_side < 32):
-            raise ValueError("need 32 <= gate_side, 32 <= det_side <= max_side")
+            raise ValueError("need 32 <= det_side <= max_side and gate_side >= 32")
+        if threads is not None and threads < 1:
+            raise ValueError("threads must be at least 1")
         self.det_side = det_side
-        self.gate_side = gate_side if gate_side and gate_side < det_side else None
         self.max_side = max_side
+        self.gate_side = gate_side if gate_side and gate_side < det_side else None
         self.min_score = min_score
         self.threads = threads if threads is not None else default_threads()
+        # The angle classifier only tells upright lines from upside-down ones: tilts up to 15°
+        # read without it, and with it recall fell (0.97 -> 0.94; it flipped some upright lines).
         self.use_angle_cls = use_angle_cls
+        gate = f"gate{self.gate_side}/" if self.gate_side else ""
         self.id = (f"{ENGINE}-{version}:{Path(DET_MODEL).stem}+{Path(REC_MODEL).stem}"
-                   f"{'+cls' if use_angle_cls else ''}:gate{self.gate_side or 0}/det{det_side}/max{max_side}"
+                   f"{'+cls' if use_angle_cls else ''}:{gate}det{det_side}/max{max_side}"
                    f"/unclip{UNCLIP:g}/min{min_score:g}")
         self._engine: Any = None
         self._lock = threading.Lock()
@@ -128,24 +147,44 @@ class TextReader:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    try:
-                        from rapidocr_onnxruntime import RapidOCR
-                    except ImportError as e:  # e.g. OpenCV or onnxruntime broken or missing
-                        raise _not_installed(f"it cannot be imported: {e}") from e
-                    self._engine = RapidOCR(
-                        det_model_path=str(self._models / DET_MODEL),
-                        rec_model_path=str(self._models / REC_MODEL),
-                        use_cls=self.use_angle_cls,
-                        # rapidocr's default ("min", 736) enlarges every picture to 736 px on
-                        # its short side before detection; "max" keeps our small copy's size
-                        det_limit_type="max",
-                        det_limit_side_len=self.det_side,
-                        det_unclip_ratio=UNCLIP,
-                        intra_op_num_threads=self.threads,
-                        inter_op_num_threads=1,  # the models are chains: nothing to overlap
-                        print_verbose=False,
-                    )
+                    self._engine = self._make_engine()
         return self._engine
+
+    def _make_engine(self) -> Any:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as e:  # OpenCV, onnxruntime or a system library missing
+            raise _not_installed(f"it cannot be imported: {e}") from e
+        engine = RapidOCR(
+            det_model_path=str(self._models / DET_MODEL),
+            rec_model_path=str(self._models / REC_MODEL),
+            use_cls=self.use_angle_cls,
+            # rapidocr's default ("min", 736) enlarges every picture to 736 px on its short side
+            # before detection; "max" keeps our small copy as it is
+            det_limit_type="max",
+            det_limit_side_len=self.det_side,
+            det_unclip_ratio=UNCLIP,
+            intra_op_num_threads=self.threads,
+            inter_op_num_threads=1,  # the models are chains of ops: nothing to run side by side
+            print_verbose=False,
+        )
+        # rapidocr cannot turn spin-waiting off, so its two sessions are replaced by ours
+        for holder, model in ((engine.text_det.infer, DET_MODEL), (engine.text_rec.session, REC_MODEL)):
+            holder.session = self._session(self._models / model)
+        return engine
+
+    def _session(self, model: Path) -> Any:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.enable_cpu_mem_arena = False  # shapes change with every picture: no arena to grow
+        opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -158,17 +197,16 @@ class TextReader:
         full = _fit(_rgb(image), self.max_side)
         det_img = _fit(full, self.det_side)
         if self.gate_side and max(det_img.size) > self.gate_side:
-            # the cheap look: most pictures hold no text and stop here
             gate_boxes, _ = engine.text_det(_bgr(_fit(det_img, self.gate_side)))
             if gate_boxes is None or len(gate_boxes) == 0:
                 return None
         det_bgr = _bgr(det_img)
         boxes, _ = engine.text_det(det_bgr)
         if boxes is None or len(boxes) == 0:
-            return None  # no text found: recognition is never run
+            return None  # no text found: recognition never runs
         sx, sy = full.width / det_bgr.shape[1], full.height / det_bgr.shape[0]
         boxes = np.asarray(boxes, dtype=np.float32) * np.array([sx, sy], dtype=np.float32)
-        full_bgr = _bgr(full) if full is not det_img else det_bgr
+        full_bgr = det_bgr if full is det_img else _bgr(full)
         crops = engine.get_crop_img_list(full_bgr, list(boxes))
         if self.use_angle_cls:
             crops, _, _ = engine.text_cls(crops)
@@ -176,9 +214,8 @@ class TextReader:
         lines = []
         for box, (text, score, *_) in zip(boxes, recognised):
             text = " ".join(str(text).split())
-            if float(score) < self.min_score or len(_ALNUM.findall(text)) < 2:
-                continue
-            lines.append(_line(box, text, float(score)))
+            if float(score) >= self.min_score and len(_ALNUM.findall(text)) >= MIN_CHARS:
+                lines.append(_line(box, text, float(score)))
         return _layout(lines)
 
 
@@ -197,7 +234,8 @@ def _rgb(image: Image.Image) -> Image.Image:
 
     if image.mode == "RGB":
         return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGB", rgba.size, (255, 255, 255))
         white.paste(rgba, mask=rgba.getchannel("A"))
@@ -206,8 +244,9 @@ def _rgb(image: Image.Image) -> Image.Image:
         import numpy as np
 
         a = np.asarray(image, dtype=np.float32)
-        hi = float(a.max()) or 1.0
-        return Image.fromarray((a * (255.0 / hi)).clip(0, 255).astype(np.uint8)).convert("RGB")
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) * (255.0 / (hi - lo or 1.0))
+        return Image.fromarray(a.clip(0, 255).astype(np.uint8)).convert("RGB")
     return image.convert("RGB")
 
 
@@ -234,7 +273,8 @@ def _bgr(image: Image.Image) -> np.ndarray:
     return a
 
 
-def _line(box: np.ndarray, text: str, score: float) -> _Line:
+def _line(box: Any, text: str, score: float) -> _Line:
+    """A recognised line placed by its box (corners clockwise from the top left)."""
     (x0, y0), (x1, y1), (x2, y2), (x3, y3) = [(float(x), float(y)) for x, y in box]
     dx = x1 - x0
     slope = (y1 - y0) / dx if abs(dx) > 1e-3 else 0.0

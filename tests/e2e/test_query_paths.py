@@ -21,9 +21,9 @@ QUERIES = [
     ["a circle", "--not", "a red circle", "--limit", "6", "--rerank-k", "12", "--min-match", "0"],
     ["--in", "{photos}/a", "--limit", "3", "--offset", "2"],
     ["a square", "--from", "2021-03", "--until", "2021-05", "--no-rerank", "--limit", "50"],
-    ["a blue square", "-n", "4", "--offset", "3", "--sort", "oldest"],
+    ["a blue square", "-n", "4", "--offset", "3", "--sort", "oldest", "--min-match", "0"],
     ["b", "--mode", "text", "--limit", "4"],  # a folder's name: the full-text index, through both paths
-    ["a star", "--min-match", "0.2", "--limit", "5"],
+    ["a red circle", "--min-match", "0.2", "--limit", "3"],
 ]
 KEYS = {"id", "path", "folder", "name", "score", "clip_score", "itm_score", "caption", "width", "height", "size",
         "taken_at", "date", "date_source", "camera", "match", "explain", "text"}
