@@ -129,7 +129,7 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
         watcher = Watcher(collector, polling=settings.polling)
         watcher.start(roots.paths)  # events first, then the pass: nothing falls in between
         worker = Worker(engine, roots, collector, watcher, rescan_seconds=settings.rescan_minutes * 60,
-                        captions=captions)
+                        captions=captions, texts=settings.ocr)
         worker.start()
         threading.Thread(target=engine.warm_up, name="imgsearch-warm-up", daemon=True).start()
         bound_host, bound_port = sock.getsockname()[:2]

@@ -80,12 +80,13 @@ class Roots:
 class Worker(threading.Thread):
     def __init__(
         self, engine: Engine, roots: Roots, collector: ChangeCollector, watcher: Watcher, *,
-        rescan_seconds: float = 3600.0, captions: bool = True, caption_chunk: int = 32,
+        rescan_seconds: float = 3600.0, captions: bool = True, texts: bool = True, caption_chunk: int = 32,
         recheck_seconds: float = 2.0,
     ) -> None:
         super().__init__(name="imgsearch-worker", daemon=True)
         self.engine, self.roots, self.collector, self.watcher = engine, roots, collector, watcher
         self.rescan_seconds, self.captions, self.caption_chunk = rescan_seconds, captions, caption_chunk
+        self.texts = texts  # read the text in pictures (OCR) when nothing else waits
         self.recheck_seconds = recheck_seconds  # how often the roots' watches are checked (a stat each)
         self.jobs: dict[int, Job] = {}
         self._queue: queue.Queue[Job] = queue.Queue()
@@ -145,7 +146,7 @@ class Worker(threading.Thread):
             return True
         if self.captions and self._captions_due:
             return self._caption_some()
-        if self.engine.settings.ocr and self._texts_due:
+        if self.texts and self._texts_due:
             return self._read_some()
         self.engine.activity.state, self.engine.activity.phase = "idle", None
         return False

@@ -250,7 +250,8 @@ def test_an_index_job_rearms_the_watch_of_a_known_root(tmp_path: Path) -> None:
     watcher.start([root])
     activity = SimpleNamespace(state="idle", phase=None, queued=0)
     worker = Worker(SimpleNamespace(activity=activity), Roots(tmp_path, [root]), collector, watcher,
-                    captions=False, recheck_seconds=1e9)  # the periodic check must not be what re-arms it
+                    captions=False, texts=False,
+                    recheck_seconds=1e9)  # the periodic check must not be what re-arms it
     worker._last_scan = time.monotonic()  # nor a rescan
     indexed: list[list[Path]] = []
     worker._index = lambda paths, state: indexed.append(paths) or IndexReport()  # type: ignore[method-assign]
@@ -278,7 +279,7 @@ def test_the_worker_indexes_a_root_back_with_files_and_spares_an_empty_one(tmp_p
     watcher.start([root])
     activity = SimpleNamespace(state="idle", phase=None, queued=0)
     worker = Worker(SimpleNamespace(activity=activity), Roots(tmp_path, [root]), collector, watcher,
-                    captions=False, recheck_seconds=0.0)
+                    captions=False, texts=False, recheck_seconds=0.0)
     worker._last_scan = time.monotonic()
     indexed: list[list[Path]] = []
     worker._index = lambda paths, state: indexed.append(paths) or IndexReport()  # type: ignore[method-assign]
@@ -321,7 +322,7 @@ def test_the_hourly_rescan_spares_an_empty_root_that_still_has_images(tmp_path: 
     engine = SimpleNamespace(activity=SimpleNamespace(state="idle", phase=None, queued=0),
                              stores=SimpleNamespace(catalog=catalog), settings=SimpleNamespace(index_dir=tmp_path))
     worker = Worker(engine, Roots(tmp_path, [drive, other, fresh]), ChangeCollector(), Watcher(ChangeCollector()),
-                    captions=False)
+                    captions=False, texts=False)
     scanned: list[list[Path]] = []
     worker._index = lambda paths, state: scanned.append(paths) or IndexReport()  # type: ignore[method-assign]
     worker._scan()
