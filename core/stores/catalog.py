@@ -197,16 +197,23 @@ class Catalog:
     def adopt_captioner(self, captioner_id: str) -> bool:
         """Record the captioner; when it differs from the one that wrote the stored captions,
         drop them so they are written again. True when captions were dropped."""
+        return self._adopt("captioner", captioner_id, {"caption": None})
+
+    def adopt_text_reader(self, reader_id: str) -> bool:
+        """The same for the OCR engine: another one reads every picture again."""
+        return self._adopt("text_reader", reader_id, {"text": None, "text_read": False})
+
+    def _adopt(self, key: str, value: str, reset: dict[str, Any]) -> bool:
         with self.session() as s, s.begin():
-            row = s.get(MetaRow, "captioner")
-            if row is not None and row.value == captioner_id:
+            row = s.get(MetaRow, key)
+            if row is not None and row.value == value:
                 return False
             dropped = row is not None
             if dropped:
-                s.execute(update(FileRow).values(caption=None))
-                row.value = captioner_id
+                s.execute(update(FileRow).values(**reset))
+                row.value = value
             else:
-                s.add(MetaRow(key="captioner", value=captioner_id))
+                s.add(MetaRow(key=key, value=value))
             return dropped
 
     def meta(self) -> dict[str, str]:
@@ -276,20 +283,6 @@ class Catalog:
         with self.session() as s, s.begin():
             for fid, t in texts.items():
                 s.execute(update(FileRow).where(FileRow.id == fid).values(text=t, text_read=True))
-
-    def adopt_text_reader(self, reader_id: str) -> bool:
-        """As `adopt_captioner`, for the OCR engine: another one reads every picture again."""
-        with self.session() as s, s.begin():
-            row = s.get(MetaRow, "text_reader")
-            if row is not None and row.value == reader_id:
-                return False
-            dropped = row is not None
-            if dropped:
-                s.execute(update(FileRow).values(text=None, text_read=False))
-                row.value = reader_id
-            else:
-                s.add(MetaRow(key="text_reader", value=reader_id))
-            return dropped
 
     def needs_backfill(self, limit: int) -> list[FileInfo]:
         """Indexed rows with no date yet: an index made before dates and cameras were kept."""

@@ -97,8 +97,12 @@ def test_an_0003_catalog_keeps_its_index_and_gains_the_text_column(tmp_path: Pat
     ft = FullText(cat)
     assert _found(ft, "porto green") == {1}
     assert [f.id for f in cat.needs_text(10)] == [1]  # never read: the next run reads it
+    assert cat.adopt_text_reader("ocr#1") is False  # the first reader is recorded
     cat.set_texts({1: "PRAIA"})
     assert _found(ft, "praia") == {1} and cat.needs_text(10) == []
+    assert cat.adopt_text_reader("ocr#1") is False and cat.needs_text(10) == []
+    assert cat.adopt_text_reader("ocr#2") is True  # another reader: every picture is read again
+    assert [f.id for f in cat.needs_text(10)] == [1] and _found(ft, "praia") == set()
 
 
 def test_an_0002_catalog_gets_the_index_built_from_its_stored_captions(tmp_path: Path) -> None:
