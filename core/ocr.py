@@ -53,6 +53,10 @@ UNCLIP = 2.0
 # in clutter is read as one or two junk characters (0.1-0.84), which the two-letter rule drops.
 MIN_SCORE = 0.65
 MIN_CHARS = 2  # letters or digits a line needs to be kept
+# Lines are widened by this much before recognition. The recogniser (trained mostly on square
+# Chinese characters) runs narrow Latin words together, "CAFEMOZART"; wider, it sees the spaces:
+# recall 0.93 -> 0.97 on a fresh collection, the words run together halved; 1.1 and 1.4 did worse.
+STRETCH = 1.25
 # Intra-op threads per model. The sessions never spin-wait (ONNX Runtime's default busy-waits
 # between ops): with spinning, 2 threads on a busy 2-core machine ran at half the speed of 1.
 MAX_THREADS = 4
@@ -134,7 +138,7 @@ class TextReader:
         gate = f"gate{self.gate_side}/" if self.gate_side else ""
         self.id = (f"{ENGINE}-{version}:{Path(DET_MODEL).stem}+{Path(REC_MODEL).stem}"
                    f"{'+cls' if use_angle_cls else ''}:{gate}det{det_side}/max{max_side}"
-                   f"/unclip{UNCLIP:g}/min{min_score:g}")
+                   f"/unclip{UNCLIP:g}/stretch{STRETCH:g}/min{min_score:g}")
         self._engine: Any = None
         self._lock = threading.Lock()
 
@@ -207,7 +211,7 @@ class TextReader:
         sx, sy = full.width / det_bgr.shape[1], full.height / det_bgr.shape[0]
         boxes = np.asarray(boxes, dtype=np.float32) * np.array([sx, sy], dtype=np.float32)
         full_bgr = det_bgr if full is det_img else _bgr(full)
-        crops = engine.get_crop_img_list(full_bgr, list(boxes))
+        crops = [_widen(c, STRETCH) for c in engine.get_crop_img_list(full_bgr, list(boxes))]
         if self.use_angle_cls:
             crops, _, _ = engine.text_cls(crops)
         recognised, _ = engine.text_rec(crops)
@@ -271,6 +275,13 @@ def _bgr(image: Image.Image) -> np.ndarray:
     if h < 32 or w < 32:
         a = np.pad(a, ((0, max(0, 32 - h)), (0, max(0, 32 - w)), (0, 0)), mode="edge")
     return a
+
+
+def _widen(crop: np.ndarray, factor: float) -> np.ndarray:
+    import cv2  # loaded with rapidocr already
+
+    h, w = crop.shape[:2]
+    return cv2.resize(crop, (max(1, round(w * factor)), h), interpolation=cv2.INTER_CUBIC)
 
 
 def _line(box: Any, text: str, score: float) -> _Line:
