@@ -13,7 +13,6 @@ import numpy as np
 
 from imgsearch.errors import ConfigError
 from imgsearch.stores import Stores
-
 from imgsearch.stores.fulltext import FIELDS, FullText, query_words
 
 from .candidates import Candidate, gather
