@@ -3,7 +3,6 @@ SQLAlchemy, Qdrant) happen inside the commands so `imgsearch --help` is instant.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -12,7 +11,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .output import err, out as _out, fail, print_hits, print_index_report, print_status, progress_bar
+from .concept_commands import concept_app
+from .dupes_command import dupes
+from .options import HomeOpt, JsonOpt, ModelsOpt, QdrantOpt
+from .options import guarded as _guarded
+from .options import open_index as _open
+from .options import settings as _settings
+from .output import err, print_hits, print_index_report, print_status, print_tags, progress_bar
+from .output import out as _out
 from .service_commands import service_app
 
 app = typer.Typer(
@@ -23,41 +29,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Data directory (env IMGSEARCH_HOME).")]
-ModelsOpt = Annotated[Optional[str], typer.Option("--models", help="Model profile: default or tiny (env IMGSEARCH_MODELS).")]
-QdrantOpt = Annotated[Optional[str], typer.Option("--qdrant-url", help="Use a Qdrant server instead of the embedded store.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _settings(home: Path | None, models: str | None, qdrant_url: str | None) -> Any:
-    from imgsearch.settings import Settings
-
-    overrides: dict[str, Any] = {}
-    if home is not None:
-        overrides["home"] = home
-    if models is not None:
-        overrides["models"] = models
-    if qdrant_url is not None:
-        overrides["qdrant_url"] = qdrant_url
-    return Settings(**overrides)
-
-
-def _open(settings: Any) -> Any:
-    """The index: the running service's when there is one, else this process's own."""
-    from imgsearch.library import open_index
-
-    return open_index(settings)
-
-
-def _guarded(fn: Any) -> Any:
-    from imgsearch.errors import ImgsearchError
-
-    try:
-        return fn()
-    except ImgsearchError as e:
-        fail(str(e), e.exit_code)
-    except KeyboardInterrupt:
-        fail("interrupted; the next run picks up where this one stopped", 130)
 
 
 @app.command()
@@ -92,6 +63,9 @@ def query(
     date_from: Annotated[Optional[str], typer.Option("--from", help="From this date on: YYYY, YYYY-MM or YYYY-MM-DD.")] = None,
     date_until: Annotated[Optional[str], typer.Option("--until", help="Up to the end of this date (YYYY[-MM[-DD]]).")] = None,
     camera: Annotated[Optional[str], typer.Option("--camera", help="EXIF make or model contains this (any case).")] = None,
+    tags: Annotated[Optional[list[str]], typer.Option("--tag", help="Only pictures tagged this (repeat: all of them; see `imgsearch tags`).")] = None,
+    concepts: Annotated[Optional[list[str]], typer.Option("--concept", help=(
+        "Rank by a concept taught by example (`imgsearch concept add`), cut at --min-match; repeat: all of them."))] = None,
     sort: Annotated[Optional[str], typer.Option("--sort", help="relevance, newest or oldest (default: relevance; newest without QUERY).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many results (1-10,000).")] = 20,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging: --limit 10 --offset 10).")] = 0,
@@ -119,7 +93,8 @@ def query(
         request = SearchRequest(
             (*(term(t) for t in terms or ()), *(term(t, negative=True) for t in not_ or ())),
             folders=tuple(str(f.expanduser().absolute()) for f in folders or ()), date_from=date_from,
-            date_until=date_until, camera=camera, sort=sort or ("relevance" if terms else "newest"),
+            date_until=date_until, camera=camera, tags=tuple(tags or ()), concepts=tuple(concepts or ()),
+            sort=sort or ("relevance" if terms or concepts else "newest"),
             limit=limit, offset=offset, rerank_k=0 if no_rerank else rerank_k, mode=mode,
             min_match=settings.min_match if min_match is None else min_match, explain=explain,
         ).check()  # the same limits and message with or without a service
@@ -127,10 +102,28 @@ def query(
             return request, [h.as_json() for h in idx.search(request)]
 
     request, hits = _guarded(run)
-    cutoff = request.min_match if request.positive_words and request.rerank_k > 0 else 0
+    cutoff = request.min_match if (request.positive_words and request.rerank_k > 0) or request.concepts else 0
     empty = (f"No picture matches (none at least {cutoff:g} likely); --min-match 0 shows the closest ones."
              if cutoff else None)
     print_hits(hits, as_json, empty)
+
+
+@app.command("tags")
+def tags_command(
+    home: HomeOpt = None,
+    models: ModelsOpt = None,
+    qdrant_url: QdrantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The tags pictures carry (zero-shot, from the profile's vocabulary or IMGSEARCH_TAGS_FILE),
+    with how many carry each: what `query --tag` filters by."""
+    settings = _settings(home, models, qdrant_url)
+
+    def run() -> Any:
+        with _open(settings) as idx:
+            return idx.tags()
+
+    print_tags(_guarded(run), as_json)
 
 
 @app.command()
@@ -198,6 +191,8 @@ def example(
 
 
 app.add_typer(service_app, name="service")
+app.command("dupes")(dupes)
+app.add_typer(concept_app, name="concept")
 
 
 def main() -> None:

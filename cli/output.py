@@ -10,7 +10,12 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -72,7 +77,7 @@ def print_index_report(report: dict[str, Any], as_json: bool) -> None:
         return
     parts = [f"{report['seen']} images seen", f"{report['embedded']} embedded", f"{report['unchanged']} unchanged"]
     for label, key in (("moved", "moved"), ("copied from duplicates", "copied"), ("removed", "removed"),
-                       ("captioned", "captioned"), ("text read", "texts_read"),
+                       ("tagged", "tagged"), ("captioned", "captioned"), ("text read", "texts_read"),
                        ("repaired after an interrupted run", "repaired")):
         if report.get(key):
             parts.append(f"{report[key]} {label}")
@@ -104,14 +109,33 @@ def print_hits(hit_dicts: list[dict[str, Any]], as_json: bool, empty: str | None
         out.print(empty or "No results. Is anything indexed? Try: imgsearch index ~/Photos")
         return
     table = Table(show_edge=False)
-    for col in ("#", "match", "score", "clip", "path", "caption"):
+    for col in ("#", "match", "score", "clip", "path", "caption", "tags"):
         table.add_column(col, overflow="fold")
     for i, h in enumerate(hits, 1):
-        table.add_row(str(i), _num(h.match), _num(h.score), _num(h.clip_score), h.path, h.caption or "")
+        tags = ", ".join(list(getattr(h, "tags", None) or {})[:4])
+        table.add_row(str(i), _num(h.match), _num(h.score), _num(h.clip_score), h.path, h.caption or "", tags)
     out.print(table)
     explained = [h for h in hits if h.explain]
     for i, h in enumerate(explained, 1):
         out.print(f"{i}. {h.path}: {_why(h.explain)}", highlight=False)
+
+
+def print_tags(listing: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(listing, indent=2))
+        return
+    if not listing["tags"]:
+        out.print("No picture is tagged yet. Index some: imgsearch index ~/Photos" if not listing["tagged"]
+                  else f"None of the {listing['tagged']} tagged pictures carries a tag of the vocabulary.")
+        return
+    table = Table(show_edge=False)
+    table.add_column("tag")
+    table.add_column("pictures", justify="right")
+    for t in listing["tags"]:
+        table.add_row(t["label"], str(t["count"]))
+    out.print(table)
+    out.print(f"{listing['tagged']} of {listing['images']} pictures tagged; vocabulary: {listing['vocabulary']}",
+              highlight=False)
 
 
 def _num(value: float | None) -> str:
@@ -146,6 +170,7 @@ def print_status(status_json: dict[str, Any], as_json: bool) -> None:
     rows = [
         ("profile", status.profile), ("images", str(status.images)), ("vectors", vectors),
         ("captioned", str(status.captioned)), ("text read", str(status.text_read)),
+        ("tagged", str(status_json.get("tagged", 0))),
         ("pending vectors", str(status.pending_vectors)),
         ("pending captions", str(status.pending_captions)), ("skipped", str(status.skipped)),
         ("catalog", status.catalog), ("vector store", status.vector_store),

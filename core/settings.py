@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field
@@ -24,7 +25,15 @@ class Settings(BaseSettings):
 
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
-    catalog_url: str | None = None
+    # How a Qdrant server lays out a collection it creates (one that exists keeps its own; see
+    # docs/scale-out.md): shards and replicas across a cluster's nodes (None: the server's
+    # defaults), vectors and payload indexes on disk instead of in RAM, and int8 scalar
+    # quantization (the int8 copy kept in RAM, searches rescored with the float vectors).
+    qdrant_shards: int | None = Field(default=None, ge=1)
+    qdrant_replicas: int | None = Field(default=None, ge=1)
+    qdrant_on_disk: bool = False
+    qdrant_quantization: Literal["none", "int8"] = "none"
+    catalog_url: str | None = None  # e.g. postgresql+psycopg://user:password@host/imgsearch (extra `scale`)
 
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
@@ -37,6 +46,8 @@ class Settings(BaseSettings):
     min_match: float = Field(default=0.5, ge=0.0, le=1.0)
     # Read the text in pictures (OCR) at index time and in the service's spare time.
     ocr: bool = True
+    # The tag vocabulary (imgsearch.tags); None: the model profile's own.
+    tags_file: Path | None = None
     # BLIP's own captioning decodes at most 20 tokens (its max_length=20, prompt included); a
     # caption of a photo is about 10. Every token costs a decoder pass over the whole batch.
     caption_max_tokens: int = 20

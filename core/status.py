@@ -22,6 +22,7 @@ class Status:
     pending_captions: int
     skipped: int
     text_read: int  # pictures whose text (OCR) has been read, text or none
+    tagged: int  # pictures given their zero-shot tags (some or none)
     skipped_files: list[tuple[str, str]]
     catalog: str
     vector_store: str
@@ -76,6 +77,7 @@ def _status(
         profile=settings.models, images=counts.images, vectors=vectors, captioned=counts.captioned,
         pending_vectors=counts.images - counts.with_vector,
         pending_captions=counts.with_vector - counts.captioned, skipped=counts.skipped, text_read=counts.text_read,
+        tagged=counts.tagged,
         skipped_files=skipped, catalog=catalog.location, vector_store=where,
         models={k: v for k, v in meta.items() if k != "vector_dim"}, note=note,
     )

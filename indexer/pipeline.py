@@ -31,6 +31,7 @@ from imgsearch.stores.vectors import point_payload
 
 from .backfill import backfill
 from .captions import caption_pending
+from .tagging import tag_pending
 from .texts import read_pending
 from .reader import VANISHED, Decoded, Failed, Reused, read_all, retry_later
 from .repair import repair
@@ -47,6 +48,7 @@ class IndexReport:
     removed: int = 0
     captioned: int = 0
     texts_read: int = 0
+    tagged: int = 0
     repaired: int = 0
     backfilled: int = 0  # rows of an older index given their date, camera and payload (no model work)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -227,6 +229,7 @@ def index(
         stores.vectors.build_index()
         report.search_index_built = True
         progress.done()
+    report.tagged = tag_pending(stores, models.tagger, progress, cancel=cancel)
     if captions:
         report.captioned = caption_pending(stores, models, workers, progress, cancel=cancel)
         progress.done()

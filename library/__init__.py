@@ -33,6 +33,36 @@ class Index(Protocol):
         """What the index holds, what is pending and skipped, where it lives (JSON)."""
         ...
 
+    def tags(self) -> dict[str, Any]:
+        """The zero-shot tags in use, with how many pictures carry each (JSON)."""
+        ...
+
+    def concept_add(self, name: str, positives: Sequence[Any], negatives: Sequence[Any] = (), *,
+                    random_negatives: int | None = None) -> Any:
+        """Teach (or teach more of) a concept by example pictures (paths); a ConceptReport."""
+        ...
+
+    def concepts(self) -> list[Any]:
+        """Every concept taught here (imgsearch.concepts.Concept), by name."""
+        ...
+
+    def concept(self, name: str) -> Any:
+        """One concept; UnknownConceptError (or the service's 404) when there is none."""
+        ...
+
+    def concept_remove(self, name: str) -> None:
+        ...
+
+    def dupes(self, *, threshold: float | None = None, folders: Sequence[str] = (),
+              progress: Progress | None = None) -> dict[str, Any]:
+        """Groups of pictures that are the same photo (resized, recompressed, cropped copies), JSON."""
+        ...
+
+    def dupes(self, *, threshold: float | None = None, folders: Sequence[str] = (),
+              progress: Progress | None = None) -> dict[str, Any]:
+        """Groups of pictures that are the same photo, the one to keep first (JSON)."""
+        ...
+
     def close(self) -> None:
         ...
 

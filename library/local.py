@@ -116,6 +116,86 @@ class LocalIndex:
 
         return status_of(self.settings, self._stores.catalog, self._stores.vectors).as_json()
 
+    def tags(self) -> dict[str, Any]:
+        """The tags in use, each with how many pictures carry it, most first. The catalog alone
+        answers: no model, and no vector store (another process may hold it)."""
+        from imgsearch.models.profiles import resolve_profile
+        from imgsearch.stores import recorded_dim
+        from imgsearch.stores.catalog import open_catalog
+
+        # its file's name only: the HTTP API must not tell other origins where files lie
+        vocabulary = Path(resolve_profile(self.settings).tags).name
+        if self._stores is None and recorded_dim(self.settings) is None:
+            return {"tags": [], "tagged": 0, "images": 0, "vocabulary": vocabulary}
+        catalog = self._stores.catalog if self._stores is not None else open_catalog(self.settings.catalog)
+        try:
+            counts = catalog.counts()
+            return {"tags": [{"label": label, "count": n} for label, n in catalog.tag_counts()],
+                    "tagged": counts.tagged, "images": counts.images, "vocabulary": vocabulary}
+        finally:
+            if self._stores is None:
+                catalog.close()
+
+    # --- concepts taught by example (imgsearch.library.concepts) ---------------------------------
+    def concept_add(self, name: str, positives: Sequence[Any], negatives: Sequence[Any] = (), *,
+                    random_negatives: int | None = None, read_files: bool = True) -> Any:
+        """Train (or retrain, keeping its examples) the concept `name`; examples are paths or
+        `Picture`s. `read_files` False (the service): a path the catalog lacks is not read but
+        listed in the report's `need_data`. Returns a ConceptReport."""
+        from imgsearch.concepts import DEFAULT_RANDOM_NEGATIVES
+
+        from .concepts import Picture, add_concept
+
+        stores = self._open_stores()
+        if stores is None:
+            from imgsearch.concepts import ConceptError
+
+            raise ConceptError("nothing is indexed here yet: index pictures first (imgsearch index PATH)")
+        pics = [[p if isinstance(p, Picture) else Picture(str(p)) for p in side] for side in (positives, negatives)]
+        n = DEFAULT_RANDOM_NEGATIVES if random_negatives is None else random_negatives
+        def embed(data: bytes, picture: str) -> Any:  # CLIP is loaded only for a picture the index lacks
+            return TorchEmbedder(self.models).image(data, picture)
+
+        return add_concept(stores, embed, name, pics[0], pics[1], random_negatives=n, read_files=read_files)
+
+    def concepts(self) -> list[Any]:
+        """Every concept (imgsearch.concepts.Concept), by name."""
+        from imgsearch.stores.concepts import ConceptStore
+
+        stores = self._open_stores()
+        return [] if stores is None else ConceptStore(stores.catalog).all()
+
+    def concept(self, name: str) -> Any:
+        """The concept of this name; UnknownConceptError when there is none."""
+        from imgsearch.concepts import UnknownConceptError, check_name
+        from imgsearch.stores.concepts import ConceptStore
+
+        stores = self._open_stores()
+        found = None if stores is None else ConceptStore(stores.catalog).get(check_name(name))
+        if found is None:
+            raise UnknownConceptError(f"no concept named {name!r} (imgsearch concept list shows them)")
+        return found
+
+    def concept_remove(self, name: str) -> None:
+        from imgsearch.concepts import UnknownConceptError, check_name
+        from imgsearch.stores.concepts import ConceptStore
+
+        stores = self._open_stores()
+        if stores is None or not ConceptStore(stores.catalog).remove(check_name(name)):
+            raise UnknownConceptError(f"no concept named {name!r} (imgsearch concept list shows them)")
+
+    def dupes(self, *, threshold: float | None = None, folders: Sequence[str] = (),
+              progress: Progress | None = None) -> dict[str, Any]:
+        """Groups of pictures that are the same photo, the one to keep first (`searcher.dupes`),
+        as JSON. Reads files only for candidate pairs; deletes nothing."""
+        from imgsearch.searcher.dupes import DEFAULT_THRESHOLD, DupesReport, find_dupes
+
+        threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        stores = self._open_stores()
+        if stores is None:
+            return DupesReport((), 0, 0, 0, threshold).as_json()
+        return find_dupes(stores, threshold=threshold, folders=folders, progress=progress).as_json()
+
     def close(self) -> None:
         if self._owns_stores and self._stores is not None:
             self._stores.close()

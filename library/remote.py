@@ -53,6 +53,63 @@ class RemoteIndex:
     def status(self) -> dict[str, Any]:
         return {**self.client.get("/api/status"), "service": self.client.url}
 
+    def tags(self) -> dict[str, Any]:
+        return self.client.get("/api/tags")
+
+    # --- concepts taught by example: indexed pictures go by path, others as bytes ---------------
+    def concept_add(self, name: str, positives: Sequence[Any], negatives: Sequence[Any] = (), *,
+                    random_negatives: int | None = None) -> Any:
+        """As LocalIndex.concept_add: the paths first; the pictures the service's catalog does not
+        hold (its `need_data`) are read here and sent again as bytes."""
+        import base64
+        from dataclasses import replace
+
+        from imgsearch.library.concepts import ConceptReport, read_picture, unusable
+
+        sides = {"positives": [str(p) for p in positives], "negatives": [str(p) for p in negatives]}
+        body: dict[str, Any] = {"name": name, **({} if random_negatives is None else
+                                                 {"random_negatives": random_negatives})}
+        report = ConceptReport.from_json(self.client.post(
+            "/api/concepts", {**body, **{k: [{"path": p} for p in v] for k, v in sides.items()}}))
+        if not report.need_data:
+            return report
+        skipped, data = [], {}
+        for path in report.need_data:
+            try:
+                data[path] = base64.b64encode(read_picture(path)).decode()
+            except ImgsearchError as e:
+                skipped.append((path, str(e)))
+        examples = {k: [{"path": p, **({"data": data[p]} if p in data else {})} for p in v
+                        if p in data or p not in report.need_data] for k, v in sides.items()}
+        if not any(examples.values()):
+            raise unusable(name, skipped)
+        report = ConceptReport.from_json(self.client.post("/api/concepts", {**body, **examples}))
+        return replace(report, skipped=(*skipped, *report.skipped))
+
+    def concepts(self) -> list[Any]:
+        from imgsearch.concepts import Concept
+
+        return [Concept.from_json(c) for c in self.client.get("/api/concepts")["concepts"]]
+
+    def concept(self, name: str) -> Any:
+        from imgsearch.concepts import Concept, check_name
+
+        return Concept.from_json(self.client.get(f"/api/concepts/{check_name(name)}"))
+
+    def concept_remove(self, name: str) -> None:
+        from imgsearch.concepts import check_name
+
+        self.client.delete(f"/api/concepts/{check_name(name)}")
+
+    def dupes(self, *, threshold: float | None = None, folders: Sequence[str] = (),
+              progress: Progress | None = None) -> dict[str, Any]:
+        """The service's duplicate groups (`GET /api/dupes`), in the shape LocalIndex.dupes gives."""
+        import urllib.parse
+
+        params = [("threshold", threshold)] if threshold is not None else []
+        query = urllib.parse.urlencode([*params, *(("in", os.path.abspath(f)) for f in folders)])
+        return self.client.get(f"/api/dupes{'?' + query if query else ''}")
+
     def close(self) -> None:
         pass
 

@@ -54,7 +54,8 @@ def gather(vector: np.ndarray | None, words: list[str], stores: Stores, fulltext
         for rank, (info, cos) in enumerate(nearest(vector, stores, depth, filters.point_filter()), start=1):
             by_id[info.id] = Candidate(info, cos, {"vector": rank})
     if words:
-        found = fulltext.search(words, depth, filters.folders, filters.date_from, filters.date_until, filters.cameras)
+        found = fulltext.search(words, depth, filters.folders, filters.date_from, filters.date_until, filters.cameras,
+                                filters.tags)
         new = [i for i, _ in found if i not in by_id]
         infos = stores.catalog.get(new)
         stored = stores.vectors.get_vectors(new) if vector is not None and new else {}

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
 from imgsearch.stores.vectors import PointFilter
@@ -36,6 +35,7 @@ class Hit:
     match: float | None = None  # how likely it matches the words (ITM probability; 1.0 for a name match)
     explain: dict[str, Any] | None = None  # why it matched, when asked (`searcher.query`)
     text: str | None = None  # the text read in the picture (OCR), when it has some
+    tags: dict[str, float] | None = None  # zero-shot tags, label -> probability (None: not tagged yet)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -44,14 +44,14 @@ class Hit:
             "itm_score": self.itm_score, "caption": self.caption, "width": self.width, "height": self.height,
             "size": self.size, "taken_at": _iso(self.taken_at), "date": _iso(self.date),
             "date_source": self.date_source, "camera": self.camera, "match": self.match, "explain": self.explain,
-            "text": self.text,
+            "text": self.text, "tags": self.tags,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Hit:
         return cls(d["path"], d["score"], d["clip_score"], d["itm_score"], d["caption"], d["width"], d["height"],
                    _parse(d["taken_at"]), d["id"], d["size"], _parse(d["date"]), d["date_source"], d["camera"],
-                   d.get("match"), d.get("explain"), d.get("text"))
+                   d.get("match"), d.get("explain"), d.get("text"), d.get("tags"))
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -66,7 +66,7 @@ def hit(info: FileInfo, clip: float | None, itm: float | None = None, score: flo
         match: float | None = None, explain: dict[str, Any] | None = None) -> Hit:
     return Hit(info.path, clip if score is None else score, clip, itm, info.caption, info.width, info.height,
                info.taken_at, info.id, info.size, info.date, info.date_source, info.camera, match, explain,
-               info.text)
+               info.text, info.tags)
 
 
 def nearest(vector: np.ndarray, stores: Stores, limit: int,

@@ -3,7 +3,12 @@ terms subtract, as rclip's `-`); candidates that pass the filters from CLIP (ins
 engine) and from the words in names, folders and captions (`candidates`); the top K reranked by
 BLIP ITM on the positive words (a picture ITM says matches a `--not` phrase is pushed down by
 that probability) with the share of words found added; with `min_match`, only pictures that
-likely match; then the page. With filters and no terms, the catalog lists pictures by date."""
+likely match; then the page. With filters and no terms, the catalog lists pictures by date.
+
+Concepts taught by example (`--concept`, imgsearch.concepts) steer the query vector by their
+direction (w/|w|: the vector engine then ranks by the concept's logit), add their probability to
+the score, and are part of the match the cutoff reads (a picture must be likely the concept and,
+when there are words, likely match them)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from imgsearch.concepts import Concept
 from imgsearch.errors import ConfigError
 from imgsearch.stores import Stores
 from imgsearch.stores.fulltext import FIELDS, FullText, query_words
@@ -44,18 +50,22 @@ def run(request: SearchRequest, stores: Stores, embedder: Embedder | None, model
         raise ValueError(f"unknown fusion {fusion!r}")
     request.check()
     filters = resolve(request, stores.catalog)
+    concepts = _concepts(request, stores)
     if filters is None:  # a camera no picture has: nothing can match
         return []
-    if not request.terms:
+    if not request.searches:
         infos = stores.catalog.listing(filters.folders, filters.date_from, filters.date_until, filters.cameras,
                                        newest_first=request.sort != "oldest", limit=request.limit,
-                                       offset=request.offset)
+                                       offset=request.offset, tags=filters.tags)
         return [hit(info, None) for info in infos]
     fulltext = FullText(stores.catalog)
     words = query_words(request.positive_words) if request.mode != VECTOR else []
     if request.mode == WORDS_ONLY and not fulltext.available:
-        raise ConfigError("this catalog has no full-text index (it needs SQLite): use --mode vector")
-    vector = None if request.mode == WORDS_ONLY else query_vector(request, stores, _need(embedder))
+        raise ConfigError("this catalog has no full-text index (it needs SQLite or PostgreSQL): use --mode vector")
+    vector = None if request.mode == WORDS_ONLY or not request.terms else query_vector(request, stores,
+                                                                                         _need(embedder))
+    if concepts and (vector is not None or not words):
+        vector = _steer(vector, concepts)
     shown = request.offset + request.limit
     cutoff = request.min_match or 0.0
     rerankable = models is not None and request.rerank_k > 0 and bool(request.positive_words)
@@ -68,8 +78,9 @@ def run(request: SearchRequest, stores: Stores, embedder: Embedder | None, model
 
     scored = (rerank(candidates, request.positive_words, request.negative_words, models, request.rerank_k,
                      enough=shown, cutoff=cutoff, matched=matched) if rerankable else {})
-    hits = _rank(request, candidates, scored, words, fusion, text_weight)
-    if cutoff > 0 and rerankable:
+    fit = _fit(candidates, concepts, stores) if concepts else None
+    hits = _rank(request, candidates, scored, words, fusion, text_weight, fit, rerankable)
+    if cutoff > 0 and (rerankable or fit is not None):
         hits = [h for h in hits if h.match is not None and h.match >= cutoff]
     hits = hits[:shown]
     if request.sort != "relevance":  # the pictures that would be shown, by date (undated last)
@@ -90,31 +101,78 @@ def _match(c: Candidate, itm: float) -> float:
     return 1.0 if c.named else itm
 
 
+def _concepts(request: SearchRequest, stores: Stores) -> list[Concept]:
+    if not request.concepts:
+        return []
+    from imgsearch.concepts import UnknownConceptError
+    from imgsearch.stores.concepts import ConceptStore
+
+    store, found = ConceptStore(stores.catalog), []
+    for name in dict.fromkeys(request.concepts):
+        concept = store.get(name)
+        if concept is None:
+            raise UnknownConceptError(f"no concept named {name!r} (imgsearch concept list shows them; "
+                                      f"imgsearch concept add {name} PICTURE... teaches it)")
+        found.append(concept)
+    return found
+
+
+def _steer(vector: np.ndarray | None, concepts: list[Concept]) -> np.ndarray:
+    """The query vector turned towards the concepts (each direction weighs as one term)."""
+    total = np.sum([c.direction() for c in concepts], axis=0) + (0 if vector is None else vector)
+    return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+
+
+def _fit(candidates: list[Candidate], concepts: list[Concept], stores: Stores) -> dict[int, dict[str, float]]:
+    """Each candidate's probability of being each concept, from its stored vector."""
+    ids = [c.info.id for c in candidates]
+    stored = stores.vectors.get_vectors(ids)
+    have = [i for i in ids if i in stored]
+    if not have:
+        return {}
+    matrix = np.stack([stored[i] for i in have])
+    each = {c.name: c.probability(matrix) for c in concepts}
+    return {i: {name: float(p[row]) for name, p in each.items()} for row, i in enumerate(have)}
+
+
 def _rank(request: SearchRequest, candidates: list[Candidate], scored: dict[int, Scored], words: list[str],
-          fusion: str, text_weight: float) -> list[Hit]:
+          fusion: str, text_weight: float, fit: dict[int, dict[str, float]] | None = None,
+          rerankable: bool = False) -> list[Hit]:
     """Reranked candidates first, by fused score within each batch of `rerank_k` (a deeper rerank
     for a later page only adds batches: the pages before it keep their pictures); then the rest
-    in candidate order."""
+    in candidate order (by the concepts' probability when concepts alone are searched). With
+    concepts, their joint probability (the product) is added to the score and bounds the match."""
     head: list[tuple[int, Hit]] = []
     tail: list[Hit] = []
     for position, c in enumerate(candidates):
         coverage = c.coverage(words)
         s = scored.get(c.info.id)
         clip = c.clip if c.clip is not None else 0.0
+        likely = None if fit is None else float(np.prod(list(fit.get(c.info.id, {"": 0.0}).values())))
+        concepts = None if fit is None else fit.get(c.info.id, {})
         if s is None:
             score = c.clip if c.clip is not None else c.text
-            tail.append(hit(c.info, c.clip, None, score, None, _explain(request, c, None, None, words, coverage)))
+            match = None
+            if likely is not None:
+                score = likely if not request.terms else (score or 0.0) + likely
+                match = None if rerankable else likely
+            tail.append(hit(c.info, c.clip, None, score, match,
+                            _explain(request, c, None, match, words, coverage, concepts)))
             continue
         match = _match(c, s.itm)
         score = fuse(fusion, match, clip, s.itc) - s.penalty + text_weight * coverage
-        h = hit(c.info, c.clip, s.itm, score, match, _explain(request, c, s, match, words, coverage))
+        if likely is not None:
+            score, match = score + likely, min(match, likely)
+        h = hit(c.info, c.clip, s.itm, score, match, _explain(request, c, s, match, words, coverage, concepts))
         head.append((position // max(1, request.rerank_k), h))
     head.sort(key=lambda bh: (bh[0], -(bh[1].score or 0.0)))
+    if fit is not None and not request.terms:
+        tail.sort(key=lambda h: -(h.score or 0.0))
     return [h for _, h in head] + tail
 
 
 def _explain(request: SearchRequest, c: Candidate, s: Scored | None, match: float | None, words: list[str],
-             coverage: float) -> dict[str, Any] | None:
+             coverage: float, concepts: dict[str, float] | None = None) -> dict[str, Any] | None:
     if not request.explain:
         return None
     return {
@@ -123,7 +181,7 @@ def _explain(request: SearchRequest, c: Candidate, s: Scored | None, match: floa
         "ranks": {"vector": c.ranks.get("vector"), "text": c.ranks.get("text")},
         "text_relevance": c.text, "words": {f: c.words.get(f, []) for f in FIELDS} if words else None,
         "words_found": coverage if words else None, "names_match": c.named,
-        "reranked": s is not None,
+        "reranked": s is not None, "concepts": concepts,
     }
 
 

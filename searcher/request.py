@@ -84,6 +84,8 @@ class SearchRequest:
     date_from: str | None = None  # YYYY, YYYY-MM or YYYY-MM-DD: the whole period named
     date_until: str | None = None
     camera: str | None = None  # EXIF make or model, case-insensitive substring
+    tags: tuple[str, ...] = ()  # zero-shot tags (`imgsearch tags`), all of them, any case
+    concepts: tuple[str, ...] = ()  # concepts taught by example (`imgsearch concept`): rank by, cut at, all of them
     sort: str = "relevance"
     limit: int = DEFAULT_LIMIT
     offset: int = 0
@@ -95,6 +97,11 @@ class SearchRequest:
     @property
     def positive_words(self) -> list[str]:
         return [t.text for t in self.terms if t.kind == TEXT and t.weight > 0]
+
+    @property
+    def searches(self) -> bool:
+        """Something to rank by (terms or concepts); else the filters alone list by date."""
+        return bool(self.terms or self.concepts)
 
     @property
     def negative_words(self) -> list[str]:
@@ -111,7 +118,7 @@ class SearchRequest:
                 raise QueryLimitError(f"a picture to search by is 1 byte to {MAX_IMAGE_BYTES // 1024**2} MB")
             if term.weight == 0:
                 raise QueryLimitError("a term's weight cannot be 0")
-        if self.terms and all(t.weight < 0 for t in self.terms):
+        if self.terms and all(t.weight < 0 for t in self.terms) and not self.concepts:
             raise QueryLimitError("say what to look for, not only what to leave out (--not needs a QUERY)")
         check_limit(self.limit)
         check_rerank_k(self.rerank_k)
@@ -130,13 +137,20 @@ class SearchRequest:
                 period(value)
         if self.camera is not None and not 0 < len(self.camera) <= 100:
             raise QueryLimitError("a camera is 1 to 100 characters")
+        if len(self.tags) > 20 or any(not 0 < len(t.strip()) <= 60 for t in self.tags):
+            raise QueryLimitError("tags (--tag) are 1 to 60 characters each, at most 20")
+        if len(self.concepts) > 10 or any(not 0 < len(c.strip()) <= 100 for c in self.concepts):
+            raise QueryLimitError("concepts (--concept) are named by 1 to 100 characters, at most 10")
+
         if len(self.folders) > 100 or any(not f.startswith("/") or "\x00" in f for f in self.folders):
             raise QueryLimitError("folders (--in) are absolute paths, at most 100")
         return self
 
     def as_json(self) -> dict[str, Any]:
         return {"terms": [t.as_json() for t in self.terms], "folders": list(self.folders),
-                "from": self.date_from, "until": self.date_until, "camera": self.camera, "sort": self.sort,
+                "from": self.date_from, "until": self.date_until, "camera": self.camera, "tags": list(self.tags),
+                "concepts": list(self.concepts),
+                "sort": self.sort,
                 "limit": self.limit, "offset": self.offset, "rerank_k": self.rerank_k, "mode": self.mode,
                 "min_match": self.min_match, "explain": self.explain}
 
@@ -145,11 +159,16 @@ class SearchRequest:
         """From JSON a client sent: shapes checked here, limits by `check()`."""
         if not isinstance(d, dict):
             raise QueryLimitError("a search is a JSON object")
-        terms, folders = d.get("terms", []), d.get("folders", [])
+        terms, folders, tags = d.get("terms", []), d.get("folders", []), d.get("tags", [])
+        concepts = d.get("concepts", [])
         if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
             raise QueryLimitError("terms is a list of objects")
         if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
             raise QueryLimitError("folders is a list of paths")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise QueryLimitError("tags is a list of labels")
+        if not isinstance(concepts, list) or not all(isinstance(c, str) for c in concepts):
+            raise QueryLimitError("concepts is a list of names")
         plain: dict[str, Any] = {}
         for key, name, kind in (("from", "date_from", str), ("until", "date_until", str), ("camera", "camera", str),
                                 ("sort", "sort", str), ("limit", "limit", int), ("offset", "offset", int),
@@ -167,7 +186,8 @@ class SearchRequest:
             plain["min_match"] = float(min_match)
         if not isinstance(explain, bool):
             raise QueryLimitError("explain is true or false")
-        return cls(tuple(Term.from_json(t) for t in terms), tuple(folders), explain=explain, **plain).check()
+        return cls(tuple(Term.from_json(t) for t in terms), tuple(folders), tags=tuple(tags),
+                   concepts=tuple(concepts), explain=explain, **plain).check()
 
     def page(self, offset: int, limit: int) -> SearchRequest:
         return replace(self, offset=offset, limit=limit)

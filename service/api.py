@@ -67,6 +67,42 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 IMAGE_BYTES = {200: {"description": "The picture's bytes", "content": {"image/*": {}}}}
 
 
+class ExampleIn(BaseModel):
+    """An example picture of a concept: an indexed picture by its path, any other with its bytes."""
+
+    path: str = Field(min_length=1, max_length=4096, description="its path (on the client's disk)")
+    data: str | None = Field(None, description="the picture's bytes, base64: for a picture not in the index")
+
+
+class ConceptRequest(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="the concept's name")
+    positives: list[ExampleIn] = Field(max_length=1000)
+    negatives: list[ExampleIn] = Field([], max_length=1000)
+    random_negatives: int = Field(200, ge=0, le=10_000, description="random library pictures as negatives")
+
+
+ConceptName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="a concept's name")]
+
+
+def _example(e: ExampleIn) -> Any:
+    """The library's Picture; 422 when the bytes are no base64 or too big to be a picture."""
+    import base64
+    import binascii
+
+    from imgsearch.library.concepts import Picture
+    from imgsearch.searcher.request import MAX_IMAGE_BYTES
+
+    if e.data is None:
+        return Picture(e.path)
+    try:
+        data = base64.b64decode(e.data, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPException(422, "an example's data is base64") from None
+    if not 0 < len(data) <= MAX_IMAGE_BYTES:
+        raise HTTPException(422, f"an example picture is 1 byte to {MAX_IMAGE_BYTES // 1024**2} MB")
+    return Picture(e.path, data)
+
+
 def image_json(info: FileInfo) -> dict[str, Any]:
     """An indexed picture, in the one JSON shape of a hit (no scores)."""
     return hit(info, None).as_json()
@@ -106,7 +142,10 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         folders: Annotated[list[str], Query(alias="in", description="Folder subtrees (any of them)")] = [],  # noqa: B006
         date_from: Annotated[str | None, Query(alias="from", description="YYYY, YYYY-MM or YYYY-MM-DD")] = None,
         date_until: Annotated[str | None, Query(alias="until", description="YYYY, YYYY-MM or YYYY-MM-DD")] = None,
-        camera: str | None = None, sort: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0,
+        camera: str | None = None,
+        tags: Annotated[list[str], Query(alias="tag", description="Only pictures with these tags (all)")] = [],  # noqa: B006
+        concepts: Annotated[list[str], Query(alias="concept", description="Rank by these concepts (all)")] = [],  # noqa: B006
+        sort: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0,
         rerank_k: int = DEFAULT_RERANK_K,
         min_match: Annotated[float | None, Query(
             description="Only hits at least this likely to match (0-1; 0: all; default: the service's)")] = None,
@@ -118,9 +157,10 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
             raise NotIndexedError("no such image")
         terms = (*(words(t) for t in q), *(words(t, negative=True) for t in not_),
                  *(Term(INDEXED, image_id=i) for i in like))
-        request = SearchRequest(terms, tuple(folders), date_from, date_until, camera,
-                                sort or ("relevance" if terms else "newest"), limit, offset, rerank_k, mode,
-                                min_match, explain)
+        request = SearchRequest(terms, tuple(folders), date_from, date_until, camera, tuple(tags),
+                                concepts=tuple(concepts), sort=sort or ("relevance" if terms or concepts else "newest"),
+                                limit=limit, offset=offset, rerank_k=rerank_k, mode=mode, min_match=min_match,
+                                explain=explain)
         return _answer(request.check())
 
     @app.post("/api/search")
@@ -178,6 +218,23 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         """Folders (the watched roots and the folders right below them) and cameras with counts."""
         return engine.facets([str(p) for p in worker.roots.paths] if worker else [])
 
+    @app.get("/api/tags")
+    def tags_in_use() -> dict[str, Any]:
+        """The zero-shot tags pictures carry, each with how many carry it, most first."""
+        return engine.tags()
+
+    @app.get("/api/dupes")
+    def dupes(
+        threshold: Annotated[float | None, Query(
+            gt=0, le=1, description="CLIP cosine a candidate pair needs (default: the library's)")] = None,
+        folders: Annotated[list[str], Query(alias="in", description="Absolute folder subtrees (any)")] = [],  # noqa: B006
+    ) -> dict[str, Any]:
+        """Groups of indexed pictures that are the same photo (resized, recompressed, cropped...),
+        the one to keep first, each other one with what it lacks; nothing is deleted."""
+        if any("\x00" in f or not f.startswith("/") for f in folders):
+            raise HTTPException(422, "in: folders must be absolute paths")
+        return engine.dupes(threshold=threshold, folders=folders)
+
     @app.get("/api/status")
     def status() -> dict[str, Any]:
         return engine.status()
@@ -195,6 +252,38 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         if found is None:
             raise HTTPException(404, f"no job {job_id}")
         return {**found.as_json(), "activity": engine.activity.as_json()}
+
+    @app.get("/api/concepts")
+    def concepts() -> dict[str, Any]:
+        """Every concept taught by example, with its weights."""
+        return {"concepts": [c.as_json() for c in engine.concepts()]}
+
+    @app.post("/api/concepts")
+    def concept_add(request: ConceptRequest) -> dict[str, Any]:
+        """Train (or retrain, keeping its examples) a concept. A path the catalog does not hold is
+        never read here: it comes back in `need_data`, nothing trained, until sent with its bytes."""
+        return engine.concept_add(request.name, [_example(e) for e in request.positives],
+                                  [_example(e) for e in request.negatives],
+                                  random_negatives=request.random_negatives, read_files=False).as_json()
+
+    @app.get("/api/concepts/{name}")
+    def concept(name: ConceptName) -> dict[str, Any]:
+        from imgsearch.concepts import UnknownConceptError
+
+        try:
+            return engine.concept(name).as_json()
+        except UnknownConceptError as e:
+            raise HTTPException(404, str(e)) from None
+
+    @app.delete("/api/concepts/{name}")
+    def concept_remove(name: ConceptName) -> dict[str, Any]:
+        from imgsearch.concepts import UnknownConceptError
+
+        try:
+            engine.concept_remove(name)
+        except UnknownConceptError as e:
+            raise HTTPException(404, str(e)) from None
+        return {"removed": name}
 
     try:  # the web page (issue 6), when its package is installed
         from imgsearch.webui import install

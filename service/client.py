@@ -34,6 +34,9 @@ class ServiceClient:
         return self._call(urllib.request.Request(f"{self.url}{path}", data=data, method="POST",
                                                  headers={"Content-Type": "application/json"}))
 
+    def delete(self, path: str) -> Any:
+        return self._call(urllib.request.Request(f"{self.url}{path}", method="DELETE"))
+
     def _call(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")

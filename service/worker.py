@@ -21,10 +21,11 @@ from typing import Any
 from imgsearch.errors import ImgsearchError
 from imgsearch.indexer import index
 from imgsearch.indexer.captions import caption_pending
-from imgsearch.indexer.texts import read_pending
 from imgsearch.indexer.changes import forget, relocate
 from imgsearch.indexer.pipeline import IndexReport, normalise_roots
 from imgsearch.indexer.precompute import precompute_rerank
+from imgsearch.indexer.tagging import BATCH, tag_pending
+from imgsearch.indexer.texts import read_pending
 
 from .engine import ActivityProgress, Engine
 from .thumbnails import THUMBNAILS, prune
@@ -94,6 +95,7 @@ class Worker(threading.Thread):
         self._halt = threading.Event()
         self._captions_due = True
         self._texts_due = True
+        self._tags_due = False  # index runs tag what they index; this is for what a cancelled one left
         self._last_scan = 0.0
         self._last_check = time.monotonic()
 
@@ -144,6 +146,8 @@ class Worker(threading.Thread):
         if time.monotonic() - self._last_scan >= self.rescan_seconds:
             self._scan()
             return True
+        if self._tags_due:
+            return self._tag_some()
         if self.captions and self._captions_due:
             return self._caption_some()
         if self.texts and self._texts_due:
@@ -165,6 +169,7 @@ class Worker(threading.Thread):
         self.engine.activity.state = state
         if report.embedded or report.copied or report.moved:
             self._captions_due = self._texts_due = True
+        self._tags_due = report.cancelled  # the run tags what it can; the rest when nothing waits
         return report
 
     def _scan(self) -> None:
@@ -259,6 +264,15 @@ class Worker(threading.Thread):
             self._captions_due = False
         return done > 0
 
+
+    def _tag_some(self) -> bool:
+        """What an index run left untagged (it was cancelled, or the vocabulary changed)."""
+        self.engine.activity.state = "tags"
+        done = tag_pending(self.engine.stores, self.engine.models.tagger, ActivityProgress(self.engine.activity),
+                           limit=10 * BATCH, cancel=self._yield_captions)
+        if done == 0:
+            self._tags_due = False
+        return done > 0
 
     def _read_some(self) -> bool:
         self.engine.activity.state = "text"

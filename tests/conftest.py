@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import random
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,41 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
     index([folder], stores, models)
     yield Engine(settings, models, stores), folder, truth
     stores.close()
+
+
+# --- the catalog on SQLite and on PostgreSQL ------------------------------------------------------
+# IMGSEARCH_TEST_POSTGRES: the URL of a role that may create databases (`.ci/postgres` installs a
+# server, makes one and prints it; `.ci/run` exports it). Unset, the PostgreSQL cases are skipped,
+# saying so; set, a server that does not answer fails them: CI never passes by skipping them.
+POSTGRES_ENV = "IMGSEARCH_TEST_POSTGRES"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A catalog URL for each database: SQLite in the test's folder, or a PostgreSQL database of
+    the test's own, dropped after it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    else:
+        yield from fresh_postgres_database()
+
+
+def fresh_postgres_database() -> Iterator[str]:
+    """The URL of a new, empty UTF-8 database; dropped afterwards (connections left open too)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    admin = os.environ.get(POSTGRES_ENV)
+    if not admin:
+        pytest.skip(f"PostgreSQL case: set {POSTGRES_ENV} to a role that may create databases "
+                    "(`.ci/postgres` installs a server and prints one)")
+    name = f"imgsearch_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        engine.dispose()

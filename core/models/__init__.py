@@ -64,5 +64,15 @@ class Models:
 
         return self._get("text_reader", load_reader)
 
+    @property
+    def tagger(self) -> Any:
+        """The profile's tag vocabulary embedded with its CLIP (imgsearch.tags.Tagger)."""
+        from pathlib import Path
+
+        from imgsearch.tags import Tagger, load_vocabulary
+
+        return self._get("tagger", lambda: Tagger(load_vocabulary(Path(self.profile.tags)), self.clip,
+                                                  cache_dir=self.settings.index_dir))
+
     def facts(self) -> dict[str, str]:
         return model_facts(self.profile)

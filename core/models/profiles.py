@@ -28,6 +28,8 @@ class ModelProfile:
     itm: str
     # The whole picture, squashed: a centre crop would cut away what lies near the borders.
     clip_resize_mode: str = "squash"
+    tags: str = ""  # the tag vocabulary file (imgsearch.tags); settings.tags_file overrides it
+    digests: Path | None = None  # where local weights' digests are remembered (`hub.model_ref_id`)
 
     @property
     def clip_id(self) -> str:
@@ -35,8 +37,8 @@ class ModelProfile:
         are named by their weights' content, so moving an install keeps the index valid while
         retrained weights do not silently mix with old vectors."""
         if self.clip_model.startswith("local-dir:"):
-            return f"local-dir:{model_ref_id(self.clip_model)}"
-        return f"{self.clip_model}@{model_ref_id(self.clip_pretrained or 'none')}"
+            return f"local-dir:{model_ref_id(self.clip_model, self.digests)}"
+        return f"{self.clip_model}@{model_ref_id(self.clip_pretrained or 'none', self.digests)}"
 
 
 def bundled_dir() -> Path:
@@ -51,6 +53,7 @@ def _tiny() -> ModelProfile:
         clip_pretrained=None,
         captioner=str(root / "captioner"),
         itm=str(root / "itm"),
+        tags=str(root / "tags.txt"),
     )
 
 
@@ -60,9 +63,11 @@ DEFAULT = ModelProfile(
     clip_pretrained="datacomp_s34b_b86k",
     captioner="Salesforce/blip-image-captioning-base",
     itm="Salesforce/blip-itm-base-coco",
+    tags=str(Path(str(resources.files("imgsearch.bundled") / "tags" / "default.txt"))),
 )
 
 PROFILES = {"default": lambda: DEFAULT, "tiny": _tiny}
+DIGESTS = "weights-digests.json"  # in the index folder: a cold query does not read the weights again
 
 
 def model_facts(profile: ModelProfile) -> dict[str, str]:
@@ -82,4 +87,6 @@ def resolve_profile(settings: Settings) -> ModelProfile:
         for k in ("clip_model", "clip_pretrained", "captioner", "itm")
         if getattr(settings, k)
     }
-    return replace(profile, **overrides) if overrides else profile
+    if settings.tags_file:
+        overrides["tags"] = str(settings.tags_file)
+    return replace(profile, **overrides, digests=settings.index_dir / DIGESTS)

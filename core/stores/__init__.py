@@ -38,8 +38,12 @@ def open_stores(settings: Settings, model_facts: dict[str, str], dim: int, clien
     try:
         catalog.check_models({**model_facts, "vector_dim": str(dim)})
         if settings.qdrant_url or client is not None:
+            from imgsearch.stores.qdrant_layout import CollectionLayout
+
+            layout = CollectionLayout(settings.qdrant_shards, settings.qdrant_replicas, settings.qdrant_on_disk,
+                                      settings.qdrant_quantization)
             vectors = open_vector_store(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
-                                        collection=settings.collection, client=client)
+                                        collection=settings.collection, client=client, layout=layout)
         else:
             vectors = open_vector_store(path=settings.edge_path, collection=settings.collection)
         vectors.ensure(dim)

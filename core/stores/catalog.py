@@ -4,6 +4,7 @@ upgraded only by the Alembic migrations in `migrations/`, applied on open."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,13 +12,12 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imgsearch.errors import StoreError, StoreMismatchError
+from imgsearch.stores.schema import FileRow, MetaRow
 from sqlalchemy import bindparam, create_engine, delete, event, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-
-from imgsearch.errors import StoreError, StoreMismatchError
-from imgsearch.stores.schema import FileRow, MetaRow
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -51,6 +51,7 @@ class FileInfo:
     camera: str | None = None
     mtime_ns: int | None = None
     text: str | None = None  # read in the picture (OCR)
+    tags: dict[str, float] | None = None  # zero-shot tags, label -> probability; None: not tagged yet
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,12 @@ class CatalogCounts:
     captioned: int
     skipped: int
     text_read: int = 0
+    tagged: int = 0
 
 
 # The newest migration in migrations/versions (tests/stores/test_catalog.py checks it is). A
 # catalog already there skips Alembic, whose import alone costs a cold query ~0.4 s.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0007"
 
 
 def alembic_config(url: str) -> Config:
@@ -117,8 +119,21 @@ def open_catalog(url: str) -> Catalog:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
     except SQLAlchemyError as e:
-        raise StoreError(f"cannot open the catalog at {url}: {e}. Check the path or --catalog-url.") from e
+        raise StoreError(f"cannot open the catalog at {_shown(url)}: {e}. Check the path or IMGSEARCH_CATALOG_URL.") from e
+    except ModuleNotFoundError as e:  # the URL's driver, e.g. psycopg for postgresql+psycopg://
+        raise StoreError(f"the catalog at {_shown(url)} needs the Python package {e.name!r}: for PostgreSQL, "
+                         "pip install 'imgsearch[scale]'.") from e
     return Catalog(engine)
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "(an unreadable URL)"
 
 
 def _revision(conn: Any) -> str | None:
@@ -137,7 +152,16 @@ def _known(row: FileRow) -> KnownFile:
 
 def _info(row: FileRow) -> FileInfo:
     return FileInfo(row.id, row.path, row.sha256, row.size, row.width, row.height, row.taken_at, row.caption,
-                    row.date, row.date_source, row.camera, row.mtime_ns, row.text)
+                    row.date, row.date_source, row.camera, row.mtime_ns, row.text, _tags(row.tags))
+
+
+def _tags(stored: str | None) -> dict[str, float] | None:
+    return None if stored is None else json.loads(stored)
+
+
+def tags_json(tags: dict[str, float]) -> str:
+    """How tags are stored: compact JSON, so `"label":` finds a label (`passing`)."""
+    return json.dumps(tags, separators=(",", ":"), ensure_ascii=False)
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -151,8 +175,9 @@ def _in_folder(folder: str) -> Any:
 
 
 def passing(q: Any, folders: Sequence[str], date_from: datetime | None, date_until: datetime | None,
-            cameras: Sequence[str] | None) -> Any:
-    """`q` narrowed to indexed rows that pass the filters (see `Catalog.listing`)."""
+            cameras: Sequence[str] | None, tags: Sequence[str] = ()) -> Any:
+    """`q` narrowed to indexed rows that pass the filters (see `Catalog.listing`); `tags`: every
+    one of these labels (exact)."""
     q = q.where(FileRow.has_vector, FileRow.error.is_(None))
     if folders and "/" not in [f.rstrip("/") or "/" for f in folders]:
         q = q.where(or_(*(_in_folder(f) for f in folders)))
@@ -162,6 +187,8 @@ def passing(q: Any, folders: Sequence[str], date_from: datetime | None, date_unt
         q = q.where(FileRow.date < date_until)
     if cameras is not None:
         q = q.where(FileRow.camera.in_(list(cameras)))
+    for label in tags:
+        q = q.where(FileRow.tags.contains(json.dumps(label, ensure_ascii=False) + ":", autoescape=True))
     return q
 
 
@@ -203,6 +230,10 @@ class Catalog:
         """The same for the OCR engine: another one reads every picture again."""
         return self._adopt("text_reader", reader_id, {"text": None, "text_read": False})
 
+    def adopt_tagger(self, tagger_id: str) -> bool:
+        """The same for the tag vocabulary (and the CLIP that embedded it): re-tag everything."""
+        return self._adopt("tagger", tagger_id, {"tags": None})
+
     def _adopt(self, key: str, value: str, reset: dict[str, Any]) -> bool:
         with self.session() as s, s.begin():
             row = s.get(MetaRow, key)
@@ -228,7 +259,7 @@ class Catalog:
             return CatalogCounts(
                 files=n(), images=n(FileRow.error.is_(None)), with_vector=n(FileRow.has_vector),
                 captioned=n(FileRow.caption.is_not(None)), skipped=n(FileRow.error.is_not(None)),
-                text_read=n(FileRow.text_read),
+                text_read=n(FileRow.text_read), tagged=n(FileRow.tags.is_not(None)),
             )
 
     def skipped(self) -> list[tuple[str, str]]:
@@ -273,6 +304,36 @@ class Catalog:
                  .order_by(FileRow.id).limit(limit))
             return [_info(r) for r in s.scalars(q)]
 
+    def needs_tags(self, limit: int) -> list[int]:
+        """Ids of indexed pictures not tagged yet (their vectors are in the vector store)."""
+        with self.session() as s:
+            q = (select(FileRow.id).where(FileRow.has_vector, FileRow.error.is_(None), FileRow.tags.is_(None))
+                 .order_by(FileRow.id).limit(limit))
+            return list(s.scalars(q))
+
+    def set_tags(self, tags: dict[int, dict[str, float]]) -> None:
+        if not tags:
+            return
+        files = FileRow.__table__
+        stmt = update(files).where(files.c.id == bindparam("fid")).values(tags=bindparam("t"))
+        with self.session() as s, s.begin():
+            s.execute(stmt, [{"fid": i, "t": tags_json(t)} for i, t in tags.items()])
+
+    def tag_counts(self, folders: Sequence[str] = ()) -> list[tuple[str, int]]:
+        """Every label in use with how many pictures carry it, most first (then by name)."""
+        counts: dict[str, int] = {}
+        with self.session() as s:
+            q = passing(select(FileRow.tags), folders, None, None, None).where(FileRow.tags.is_not(None))
+            for stored in s.scalars(q.execution_options(yield_per=5000)):
+                for label in json.loads(stored):
+                    counts[label] = counts.get(label, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def tagged_ids(self, labels: Sequence[str], limit: int | None = None) -> list[int]:
+        """Indexed pictures that carry every one of these labels."""
+        with self.session() as s:
+            return list(s.scalars(passing(select(FileRow.id), (), None, None, None, labels).limit(limit)))
+
     def text_of_sha(self, shas: Iterable[str]) -> dict[str, str | None]:
         """The text already read of these contents (None: read, and there is none)."""
         with self.session() as s:
@@ -308,6 +369,7 @@ class Catalog:
         newest_first: bool,
         limit: int,
         offset: int,
+        tags: Sequence[str] = (),
     ) -> list[FileInfo]:
         """Indexed pictures that pass the filters, by date (id breaks ties), one page of them: a
         query with filters and no words. As `vectors.PointFilter`: folders are subtrees, any of
@@ -315,7 +377,7 @@ class Catalog:
         row without a date passes no date filter and comes last either way."""
         if cameras is not None and not cameras:
             return []
-        q = passing(select(FileRow), folders, date_from, date_until, cameras)
+        q = passing(select(FileRow), folders, date_from, date_until, cameras, tags)
         order = (FileRow.date.desc(), FileRow.id.desc()) if newest_first else (FileRow.date, FileRow.id)
         q = q.order_by(FileRow.date.is_(None), *order).limit(limit).offset(offset)
         with self.session() as s:
@@ -340,7 +402,7 @@ class Catalog:
                 row.width, row.height, row.taken_at = f.width, f.height, f.taken_at
                 row.date, row.date_source, row.camera = f.date, f.date_source, f.camera
                 row.caption, row.error, row.has_vector = f.caption, None, False
-                row.text, row.text_read = None, False
+                row.text, row.text_read, row.tags = None, False, None
                 s.add(row)
                 rows.append(row)
             s.flush()
@@ -359,7 +421,7 @@ class Catalog:
             row = row or FileRow(path=path)
             row.size, row.mtime_ns, row.error = size, mtime_ns, reason
             row.has_vector, row.caption, row.sha256 = False, None, None
-            row.text, row.text_read = None, False
+            row.text, row.text_read, row.tags = None, False, None
             s.add(row)
             return had_vector
 

@@ -47,11 +47,13 @@ from imgsearch.stores.vectors import (
     FLOAT_FIELDS,
     FULL_SCAN_KB,
     KEYWORD_FIELDS,
+    MANY_EF,
     PointFilter,
     check_batch,
     check_facet_key,
     check_ids,
     check_payloads,
+    check_queries,
     check_query,
     chunks,
     mismatch_message,
@@ -156,6 +158,29 @@ class EdgeVectorStore:
         )
         hits = self._call(lambda: shard.query(query))
         return [(int(h.id), float(h.score)) for h in hits]
+
+    def search_many(
+        self, vectors: np.ndarray, limit: int, where: PointFilter | None = None, min_score: float | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Edge's `query_batch`: one planned pass over the segments per BATCH queries."""
+        shard = self._readable()
+        n = len(vectors)
+        if shard is None or limit <= 0 or n == 0 or (where is not None and where.matches_nothing()):
+            return [[] for _ in range(n)]
+        assert self._dim is not None
+        matrix = check_queries(vectors, self._dim, str(self._path))
+        flt, params = _edge_filter(where), self._search_params(limit, where, MANY_EF)
+        out: list[list[tuple[int, float]]] = []
+        for start in chunks(len(matrix)):
+            requests = [
+                qe.QueryRequest(limit=limit, query=qe.Query.Nearest(row.tolist()), filter=flt, params=params,
+                                score_threshold=min_score, with_payload=False, with_vector=False)
+                for row in matrix[start : start + BATCH]
+            ]
+            batch = qe.QueryBatchRequest(requests)
+            answers = self._call(lambda batch=batch: shard.query_batch(batch))
+            out += [[(int(h.id), float(h.score)) for h in hits] for hits in answers]
+        return out
 
     def set_payload(self, ids: Sequence[int], payloads: Sequence[dict[str, Any]]) -> None:
         """One overwrite per point (Edge sets one payload on a list of ids), only for ids that
@@ -286,9 +311,9 @@ class EdgeVectorStore:
             self._call(lambda: shard.update(qe.UpdateOperation.create_field_index(field, kind)))
         return bool(missing)
 
-    def _search_params(self, limit: int, where: PointFilter | None) -> qe.SearchParams:
+    def _search_params(self, limit: int, where: PointFilter | None, ef: int = SEARCH_EF) -> qe.SearchParams:
         """ACORN only where the graph lacks payload links: it costs 20x on a graph that has them."""
-        ef = max(SEARCH_EF, limit)
+        ef = max(ef, limit)
         if self._graph_stale and where is not None and not where.is_empty():
             return qe.SearchParams(hnsw_ef=ef, acorn=qe.AcornSearchParams(enable=True))
         return qe.SearchParams(hnsw_ef=ef)
@@ -395,6 +420,8 @@ def _edge_filter(where: PointFilter | None) -> qe.Filter | None:
         must.append(qe.FieldCondition(key="dirs", match=qe.MatchAny(any=list(where.folders))))
     if where.cameras is not None:
         must.append(qe.FieldCondition(key="camera", match=qe.MatchAny(any=list(where.cameras))))
+    if where.ids is not None:
+        must.append(qe.HasIdCondition(set(where.ids)))
     if where.date_from is not None or where.date_until is not None:
         span = qe.RangeFloat(gte=where.date_from, lt=where.date_until)
         must.append(qe.FieldCondition(key="date", range=span))

@@ -11,6 +11,10 @@ An in-process `QdrantClient(":memory:")` has no payload indexes and filters by b
 gives the same answers. A collection whose graphs predate the indexes is given them, then
 rebuilt by the server (`_relink`); until that is done a filter that the server walks through an
 old graph may return less than a full page.
+
+A collection this store creates is laid out by its `CollectionLayout` (`qdrant_layout`: shards,
+replicas, disk, quantization). One that exists keeps the layout it was made with; a quantized
+one (however made) is searched through its int8 copy and rescored with the float vectors.
 """
 
 from __future__ import annotations
@@ -25,16 +29,18 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from imgsearch.errors import ConfigError, StoreError, StoreMismatchError
+from imgsearch.stores.qdrant_layout import CollectionLayout, search_params
 from imgsearch.stores.vectors import (
     BATCH,
     FLOAT_FIELDS,
-    FULL_SCAN_KB,
     KEYWORD_FIELDS,
+    MANY_EF,
     PointFilter,
     check_batch,
     check_facet_key,
     check_ids,
     check_payloads,
+    check_queries,
     check_query,
     chunks,
     mismatch_message,
@@ -44,8 +50,6 @@ from imgsearch.stores.vectors import (
 
 T = TypeVar("T")
 TIMEOUT_S = 30
-
-
 class ServerVectorStore:
     """One collection on a Qdrant server; the client is made from `url` unless one is given."""
 
@@ -56,8 +60,11 @@ class ServerVectorStore:
         url: str | None = None,
         api_key: str | None = None,
         client: QdrantClient | None = None,
+        layout: CollectionLayout | None = None,
     ) -> None:
         self._collection = collection
+        self._layout = layout or CollectionLayout()
+        self._params: models.SearchParams | None = None  # rescoring, for a quantized collection
         self._owns_client = client is None
         self._url = url or _describe(client)
         self._dim: int | None = None  # known once ensure() ran or the collection was found
@@ -77,15 +84,13 @@ class ServerVectorStore:
         return f"Qdrant at {self._url}, collection {self._collection!r}"
 
     def ensure(self, dim: int) -> None:
-        """Create the cosine collection if missing, else check its vector size and distance."""
+        """Create the cosine collection if missing (laid out by the layout), else check its vector
+        size and distance."""
         client = self._live()
         with self._errors():
             if not client.collection_exists(self._collection):
-                client.create_collection(
-                    self._collection,
-                    vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
-                    hnsw_config=models.HnswConfigDiff(full_scan_threshold=FULL_SCAN_KB, payload_m=16),
-                )
+                client.create_collection(self._collection, **self._layout.create_options(dim))
+                self._params = search_params(client.get_collection(self._collection).config)
             else:
                 have, have_text = self._stored_dim(client)
                 if have != dim:
@@ -131,10 +136,37 @@ class ServerVectorStore:
         flt = _server_filter(where)
         response = self._run(
             lambda: client.query_points(
-                self._collection, query=query, query_filter=flt, limit=limit, with_payload=False
+                self._collection, query=query, query_filter=flt, limit=limit, with_payload=False,
+                search_params=self._params,
             )
         )
         return [(int(p.id), float(p.score)) for p in response.points]
+
+    def search_many(
+        self, vectors: np.ndarray, limit: int, where: PointFilter | None = None, min_score: float | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """The server's `query_batch_points`: one request per BATCH queries."""
+        client, dim = self._live(), self._known_dim()
+        n = len(vectors)
+        if dim is None or limit <= 0 or n == 0 or (where is not None and where.matches_nothing()):
+            return [[] for _ in range(n)]
+        matrix = check_queries(vectors, dim, self.location)
+        flt = _server_filter(where)
+        ef = max(MANY_EF, limit)
+        many = self._params.model_copy(update={"hnsw_ef": ef}) if self._params else models.SearchParams(hnsw_ef=ef)
+        out: list[list[tuple[int, float]]] = []
+        for start in chunks(len(matrix)):
+            requests = [
+                models.QueryRequest(query=row.tolist(), filter=flt, limit=limit, score_threshold=min_score,
+                                    with_payload=False, params=many)
+                for row in matrix[start : start + BATCH]
+            ]
+            with warnings.catch_warnings():  # the in-process client searches exactly, beam or not
+                warnings.filterwarnings("ignore", message="Local mode performs exact")
+                answers = self._run(
+                    lambda requests=requests: client.query_batch_points(self._collection, requests=requests))
+            out += [[(int(p.id), float(p.score)) for p in answer.points] for answer in answers]
+        return out
 
     def set_payload(self, ids: Sequence[int], payloads: Sequence[dict[str, Any]]) -> None:
         """One request per batch of per-point overwrites, for the ids found first: the server
@@ -273,7 +305,8 @@ class ServerVectorStore:
         for field, kind in missing:
             with warnings.catch_warnings():  # the in-process client says it has no such indexes
                 warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-                client.create_payload_index(self._collection, field, field_schema=kind, wait=True)
+                client.create_payload_index(self._collection, field, field_schema=self._layout.index_schema(kind),
+                                            wait=True)
         return bool(missing)
 
     def _relink(self, client: QdrantClient) -> None:
@@ -290,7 +323,9 @@ class ServerVectorStore:
 
     def _stored_dim(self, client: QdrantClient) -> tuple[int | None, str]:
         """(size, description) of the collection's unnamed cosine vector; size None if it has none."""
-        params = client.get_collection(self._collection).config.params.vectors
+        config = client.get_collection(self._collection).config
+        self._params = search_params(config)
+        params = config.params.vectors
         if not isinstance(params, models.VectorParams):
             return None, "named vectors (not an imgsearch collection)"
         if params.distance != models.Distance.COSINE:
@@ -344,6 +379,8 @@ def _server_filter(where: PointFilter | None) -> models.Filter | None:
         must.append(models.FieldCondition(key="dirs", match=models.MatchAny(any=list(where.folders))))
     if where.cameras is not None:
         must.append(models.FieldCondition(key="camera", match=models.MatchAny(any=list(where.cameras))))
+    if where.ids is not None:
+        must.append(models.HasIdCondition(has_id=list(where.ids)))
     if where.date_from is not None or where.date_until is not None:
         span = models.Range(gte=where.date_from, lt=where.date_until)
         must.append(models.FieldCondition(key="date", range=span))

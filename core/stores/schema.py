@@ -18,7 +18,10 @@ class FileRow(Base):
 
     __tablename__ = "files"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit (Qdrant point ids are); SQLite's INTEGER PRIMARY KEY is already, and must stay that
+    # type to remain the rowid (migration 0007 widens it on PostgreSQL).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
     path: Mapped[str] = mapped_column(Text, unique=True, index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
@@ -41,6 +44,8 @@ class FileRow(Base):
     # The text read in the picture (OCR; NULL: none, or not read yet) and whether it was read.
     text: Mapped[str | None] = mapped_column(Text)
     text_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
+    # Zero-shot tags (imgsearch.tags): JSON label -> probability; NULL: not tagged yet.
+    tags: Mapped[str | None] = mapped_column(Text)
 
 
 class MetaRow(Base):
@@ -53,6 +58,27 @@ class MetaRow(Base):
 
 
 def described(name: str | None, type_: str, _parent: object = None) -> bool:
-    """Alembic's `include_name`: the full-text index (`files_fts` and its shadow tables, made by
-    migration 0003 in raw SQL) is not described by these models; autogenerate leaves it alone."""
-    return not (type_ == "table" and name is not None and name.startswith("files_fts"))
+    """Alembic's `include_name`: the full-text index (on SQLite `files_fts` and its shadow tables,
+    made by migration 0003 in raw SQL; on PostgreSQL the generated column `files.fts` and its GIN
+    index, migration 0007) is not described by these models; autogenerate leaves it alone."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith("files_fts")
+    return not (type_ == "column" and name == "fts" or type_ == "index" and name == "ix_files_fts")
+
+
+class ConceptRow(Base):
+    """A concept taught by example (`imgsearch.concepts`, stored by `imgsearch.stores.concepts`):
+    its linear probe over CLIP vectors and the examples it learnt from."""
+
+    __tablename__ = "concepts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    clip_model: Mapped[str] = mapped_column(Text)
+    weights: Mapped[bytes] = mapped_column()  # float32 little-endian, one per CLIP dimension
+    bias: Mapped[float] = mapped_column()
+    examples: Mapped[str] = mapped_column(Text)  # JSON: [ConceptExample.as_json(), ...]
+    params: Mapped[str] = mapped_column(Text)  # JSON: {"random_negatives": n, "c": C}
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

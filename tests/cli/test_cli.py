@@ -108,10 +108,13 @@ def test_unknown_profile_is_a_clear_error() -> None:
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    for command in ("index", "query", "status", "watch", "example", "service"):
+    for command in ("index", "query", "status", "tags", "concept", "dupes", "watch", "example", "service"):
         code, out, _ = _run(command, "--help")
         assert code == 0 and "Usage" in out
         assert f"imgsearch {command}" in readme
     for sub in ("install", "status", "stop", "uninstall"):
         code, out, _ = _run("service", sub, "--help")
         assert code == 0 and "Usage" in out and sub in readme
+    for sub in ("add", "list", "show", "remove"):
+        code, out, _ = _run("concept", sub, "--help")
+        assert code == 0 and "Usage" in out and f"concept {sub}" in readme

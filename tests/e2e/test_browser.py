@@ -866,3 +866,41 @@ def test_pictures_indexed_while_results_are_open_are_offered(page, service: Serv
     page.wait_for_function("before => { const now = document.querySelector('#message').textContent;"
                            " return now !== before && now.startsWith('Showing'); }", arg=before)
     page.locator("#status-text", has_text=f"{service.images + 1} pictures").wait_for(timeout=10_000)
+
+
+def test_a_tag_under_a_picture_narrows_the_search_to_pictures_with_it(page, service: Service) -> None:
+    search(page, QUERY)
+    first = page.locator("#results .tags .tag").first
+    label = first.text_content()
+    first.click()
+    page.wait_for_url(re.compile(r"[?&]tag="))
+    assert query_of(page)["tag"] == [label] and query_of(page)["q"] == [QUERY]
+    wait_message(page, f"tagged {label}")
+    page.locator("#terms .chip", has_text=label).wait_for()
+    for card_id in cards(page).evaluate_all("cards => cards.map(c => c.dataset.id)"):
+        shown = json.load(urllib.request.urlopen(f"{service.url}/api/images/{card_id}", timeout=5))
+        assert label in shown["tags"]
+    page.locator("#terms .chip-remove").click()  # the chip takes the tag out again
+    wait_message(page, f"for “{QUERY}” (top")
+    assert "tag" not in query_of(page)
+
+
+def test_pictures_teach_a_concept_in_the_large_view_and_the_menu_searches_by_it(page, service: Service) -> None:
+    search(page, QUERY)
+    assert page.locator("#concept-filter").is_hidden()  # nothing taught yet
+    taught = []
+    for i in range(min(3, cards(page).count())):
+        cards(page).nth(i).click()
+        page.locator("#teach-name").fill("yellowish")
+        page.locator("#teach button").click()
+        page.locator("#viewer-note", has_text=f"yellowish now has {i + 1} example").wait_for()
+        taught.append(cards(page).nth(i).get_attribute("title"))
+        page.keyboard.press("Escape")
+        page.locator("#viewer").wait_for(state="hidden")
+    page.locator("#concept-filter").wait_for()
+    page.locator("#concept").select_option("yellowish")
+    page.wait_for_url(re.compile(r"[?&]concept=yellowish"))
+    wait_message(page, "of the concept yellowish")
+    shown = titles(page)
+    assert shown and set(taught) & set(shown)
+    page.locator("#terms .chip", has_text="yellowish").wait_for()

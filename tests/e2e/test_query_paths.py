@@ -26,7 +26,7 @@ QUERIES = [
     ["a red circle", "--min-match", "0.2", "--limit", "3"],
 ]
 KEYS = {"id", "path", "folder", "name", "score", "clip_score", "itm_score", "caption", "width", "height", "size",
-        "taken_at", "date", "date_source", "camera", "match", "explain", "text"}
+        "taken_at", "date", "date_source", "camera", "match", "explain", "text", "tags"}
 
 
 def _answers(env: dict[str, str], photos: Path) -> list[list[dict]]:

@@ -1,4 +1,5 @@
-"""The catalog's schema comes only from migrations, and they agree with the models."""
+"""The catalog's schema comes only from migrations, and they agree with the models; on SQLite and on
+PostgreSQL (`catalog_url`, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,21 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from imgsearch.errors import StoreMismatchError
-from imgsearch.stores.catalog import HEAD_REVISION, Catalog, NewFile, alembic_config, open_catalog
+from imgsearch.stores.catalog import HEAD_REVISION, Catalog, CatalogCounts, NewFile, alembic_config, open_catalog
 from imgsearch.stores.schema import Base, described
 
 
-def test_migrations_from_empty_build_what_the_models_describe(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
-    open_catalog(url).close()
-    engine = create_engine(url)
+def test_migrations_from_empty_build_what_the_models_describe(catalog_url: str) -> None:
+    open_catalog(catalog_url).close()
+    engine = create_engine(catalog_url)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": described}), Base.metadata)
         assert diff == []
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == HEAD_REVISION
-        assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
-    assert {"files", "meta"} <= set(inspect(engine).get_table_names())
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+    assert {"files", "meta", "concepts"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
 
 
 def test_head_revision_constant_is_alembics_head() -> None:
@@ -35,8 +37,8 @@ def test_head_revision_constant_is_alembics_head() -> None:
     assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD_REVISION
 
 
-def test_reopening_is_idempotent_and_keeps_rows(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+def test_reopening_is_idempotent_and_keeps_rows(catalog_url: str) -> None:
+    url = catalog_url
     cat = open_catalog(url)
     [fid] = cat.put_pending([NewFile("/p/a.jpg", 10, 1, "ab" * 32, 4, 3, None)])
     cat.mark_vectors([fid])
@@ -46,16 +48,16 @@ def test_reopening_is_idempotent_and_keeps_rows(tmp_path: Path) -> None:
     cat.close()
 
 
-def test_an_index_refuses_other_models(tmp_path: Path) -> None:
-    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+def test_an_index_refuses_other_models(catalog_url: str) -> None:
+    cat = open_catalog(catalog_url)
     cat.check_models({"clip_model": "A", "vector_dim": "512"})
     cat.check_models({"clip_model": "A", "vector_dim": "512"})
     with pytest.raises(StoreMismatchError, match="--models"):
         cat.check_models({"clip_model": "B", "vector_dim": "512"})
 
 
-def test_a_new_captioner_drops_old_captions(tmp_path: Path) -> None:
-    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+def test_a_new_captioner_drops_old_captions(catalog_url: str) -> None:
+    cat = open_catalog(catalog_url)
     [fid] = cat.put_pending([NewFile("/p/a.jpg", 10, 1, "ab" * 32, 4, 3, None)])
     assert cat.adopt_captioner("cap#1") is False
     cat.set_captions({fid: "a red star"})
@@ -65,17 +67,17 @@ def test_a_new_captioner_drops_old_captions(tmp_path: Path) -> None:
     assert cat.get([fid])[fid].caption is None
 
 
-def test_a_0001_catalog_upgrades_on_open_keeping_its_rows(tmp_path: Path) -> None:
+def test_a_0001_catalog_upgrades_on_open_keeping_its_rows(catalog_url: str) -> None:
     from alembic import command
 
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    url = catalog_url
     command.upgrade(alembic_config(url), "0001")
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "insert into files (path, size, mtime_ns, sha256, width, height, taken_at, has_vector, caption)"
-            " values ('/p/a.jpg', 10, 1, 'aa', 4, 3, '2020-05-06 07:08:09.000000', 1, 'a cat'),"
-            " ('/p/b.jpg', 20, 2, 'bb', 5, 6, null, 1, null)")
+            " values ('/p/a.jpg', 10, 1, 'aa', 4, 3, '2020-05-06 07:08:09.000000', true, 'a cat'),"
+            " ('/p/b.jpg', 20, 2, 'bb', 5, 6, null, true, null)")
         conn.exec_driver_sql("insert into meta (key, value) values ('clip_model', 'A')")
     engine.dispose()
     cat = open_catalog(url)
@@ -89,14 +91,16 @@ def test_a_0001_catalog_upgrades_on_open_keeping_its_rows(tmp_path: Path) -> Non
     assert [f.id for f in cat.needs_backfill(10)] == [2]
     assert cat.get([1])[1].camera == "Canon EOS 5D"
     cat.close()
-    with create_engine(url).connect() as conn:
+    engine = create_engine(url)
+    with engine.connect() as conn:
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == HEAD_REVISION
+    engine.dispose()
 
 
-def _library(tmp_path: Path) -> tuple[Catalog, dict[str, int]]:
+def _library(url: str) -> tuple[Catalog, dict[str, int]]:
     """Six indexed pictures over three folders, three cameras and three years, plus one pending
     and one skipped row that no listing shows."""
-    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    cat = open_catalog(url)
     rows = [
         ("/p/2019/a.jpg", datetime(2019, 6, 1), "Canon EOS 5D"),
         ("/p/2019/b.jpg", datetime(2019, 6, 1), "Canon EOS R5"),  # same moment as a: id decides
@@ -114,8 +118,8 @@ def _library(tmp_path: Path) -> tuple[Catalog, dict[str, int]]:
     return cat, dict(zip([Path(p).stem for p, _, _ in rows], ids))
 
 
-def test_listing_filters_in_sql_and_orders_by_date(tmp_path: Path) -> None:
-    cat, ids = _library(tmp_path)
+def test_listing_filters_in_sql_and_orders_by_date(catalog_url: str) -> None:
+    cat, ids = _library(catalog_url)
     names = {v: k for k, v in ids.items()}
 
     def listing(
@@ -140,9 +144,36 @@ def test_listing_filters_in_sql_and_orders_by_date(tmp_path: Path) -> None:
         "/p/2020/c.jpg", datetime(2020, 1, 1), "exif", "NIKON D750")
 
 
-def test_cameras_like_gives_the_exact_keys_a_word_stands_for(tmp_path: Path) -> None:
-    cat, _ = _library(tmp_path)
+def test_cameras_like_gives_the_exact_keys_a_word_stands_for(catalog_url: str) -> None:
+    cat, _ = _library(catalog_url)
     assert cat.cameras_like("canon") == ["Canon EOS 5D", "Canon EOS R5", "canon powershot"]
     assert cat.cameras_like("EOS r") == ["Canon EOS R5"]
     assert cat.cameras_like("%") == [] and cat.cameras_like("leica") == []
     assert len(cat.cameras_like("")) == 5
+
+
+def test_what_the_indexer_reads_and_writes(catalog_url: str) -> None:
+    """The rest of the catalog's calls, on each database: moves that replace rows, skips,
+    counts, tags (JSON text matched with LIKE, read back streamed), texts and captions by content."""
+    cat = open_catalog(catalog_url)
+    a, b, c = cat.put_pending([NewFile(p, 1, 1, s * 64, 4, 3, None) for p, s in
+                               (("/p/x/a.jpg", "a"), ("/p/x/b.jpg", "b"), ("/p/y/b.jpg", "c"))])
+    cat.mark_vectors([a, b, c])
+    assert cat.ids_under("/p/x") == {a: True, b: True} and cat.ids_under("/p/x/a.jpg") == {a: True}
+    assert cat.move_under("/p/x", "/p/y") == (2, [c])  # /p/y/b.jpg was there: replaced by the moved one
+    assert sorted(cat.files_under(["/p/y"])) == ["/p/y/a.jpg", "/p/y/b.jpg"] and cat.get([c]) == {}
+    assert cat.record_skip("/p/y/a.jpg", 2, 2, "truncated file") == a
+    assert cat.skipped() == [("/p/y/a.jpg", "truncated file")] and cat.info(a) is None
+    cat.set_tags({b: {"beach": 0.9, "sunset": 0.7}})
+    cat.set_texts({b: "PRAIA"})
+    cat.set_captions({b: "a beach at dusk"})
+    assert cat.tag_counts() == [("beach", 1), ("sunset", 1)] and cat.tagged_ids(["beach", "sunset"]) == [b]
+    assert cat.tagged_ids(["beach", "dog"]) == [] and cat.tag_counts(["/p/x"]) == []
+    assert cat.text_of_sha(["b" * 64]) == {"b" * 64: "PRAIA"} and cat.caption_of_sha(["b" * 64]) == {
+        "b" * 64: "a beach at dusk"}
+    assert cat.counts() == CatalogCounts(files=2, images=1, with_vector=1, captioned=1, skipped=1, text_read=1,
+                                         tagged=1)
+    assert set(cat.reusable_by_sha()) == {"b" * 64} and cat.vector_ids() == {b}
+    cat.delete([b])
+    assert cat.counts().files == 1
+    cat.close()

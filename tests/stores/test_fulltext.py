@@ -1,11 +1,11 @@
 """The catalog's full-text index: built by migration 0003 (from rows already there too), kept in
 step by triggers whatever writes the catalog, filtered like every other search, safe with any
-words a user types."""
+words a user types. The same tests on PostgreSQL (`catalog_url`), where it is migration 0007's
+generated `tsvector` column."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import create_engine
 
@@ -24,8 +24,8 @@ def _found(ft: FullText, text: str, **filters: object) -> set[int]:
     return {i for i, _ in ft.search(query_words([text]), 50, **filters)}  # type: ignore[arg-type]
 
 
-def test_words_are_found_in_names_folders_and_captions(tmp_path: Path) -> None:
-    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+def test_words_are_found_in_names_folders_and_captions(catalog_url: str) -> None:
+    cat = open_catalog(catalog_url)
     a, b, c = _add(cat, ["/p/Lisbon 2019/IMG_2043.JPG", "/p/grandma-birthday/cake.jpg", "/p/misc/x.png"])
     cat.set_captions({c: "two red circles left of a blue square"})
     ft = FullText(cat)
@@ -43,8 +43,8 @@ def test_words_are_found_in_names_folders_and_captions(tmp_path: Path) -> None:
     assert ft.evidence([b], query_words(["anna"]))[b]["text"] == ["anna"] and _found(ft, "happy") == {b}
 
 
-def test_the_index_follows_moves_captions_skips_and_deletes(tmp_path: Path) -> None:
-    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+def test_the_index_follows_moves_captions_skips_and_deletes(catalog_url: str) -> None:
+    cat = open_catalog(catalog_url)
     a, b = _add(cat, ["/p/misc/a.jpg", "/p/misc/b.jpg"])
     ft = FullText(cat)
     cat.move_under("/p/misc", "/p/porto")
@@ -59,8 +59,8 @@ def test_the_index_follows_moves_captions_skips_and_deletes(tmp_path: Path) -> N
     assert _found(ft, "porto") == set() and _found(ft, "green") == set()
 
 
-def test_filters_apply_and_pending_rows_are_left_out(tmp_path: Path) -> None:
-    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+def test_filters_apply_and_pending_rows_are_left_out(catalog_url: str) -> None:
+    cat = open_catalog(catalog_url)
     old, = _add(cat, ["/p/2019/lisbon.jpg"], datetime(2019, 5, 1))
     new, = _add(cat, ["/p/2021/lisbon.jpg"], datetime(2021, 5, 1))
     cat.put_pending([NewFile("/p/2021/lisbon-pending.jpg", 1, 1, "e" * 64, 4, 3, None, None,
@@ -73,8 +73,8 @@ def test_filters_apply_and_pending_rows_are_left_out(tmp_path: Path) -> None:
     assert _found(ft, "lisbon", cameras=()) == set()
 
 
-def test_any_words_a_user_types_are_safe(tmp_path: Path) -> None:
-    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+def test_any_words_a_user_types_are_safe(catalog_url: str) -> None:
+    cat = open_catalog(catalog_url)
     a, = _add(cat, ["/p/NEAR AND OR/file.jpg"])
     ft = FullText(cat)
     for text in ['"', "a*", "NEAR(", "x OR", "-y", "caption:", "{name}: z", "^", "ü’s ☃ 東京", "\x00"]:
@@ -82,16 +82,16 @@ def test_any_words_a_user_types_are_safe(tmp_path: Path) -> None:
     assert _found(ft, "near and or") == {a}  # operators are plain words here
 
 
-def test_an_0003_catalog_keeps_its_index_and_gains_the_text_column(tmp_path: Path) -> None:
+def test_an_0003_catalog_keeps_its_index_and_gains_the_text_column(catalog_url: str) -> None:
     from alembic import command
 
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    url = catalog_url
     command.upgrade(alembic_config(url), "0003")
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "insert into files (path, size, mtime_ns, sha256, has_vector, caption, date)"
-            " values ('/p/porto/a.jpg', 10, 1, 'aa', 1, 'a green star', '2020-01-01 00:00:00')")
+            " values ('/p/porto/a.jpg', 10, 1, 'aa', true, 'a green star', '2020-01-01 00:00:00')")
     engine.dispose()
     cat = open_catalog(url)
     ft = FullText(cat)
@@ -105,25 +105,25 @@ def test_an_0003_catalog_keeps_its_index_and_gains_the_text_column(tmp_path: Pat
     assert [f.id for f in cat.needs_text(10)] == [1] and _found(ft, "praia") == set()
 
 
-def test_an_0002_catalog_gets_the_index_built_from_its_stored_captions(tmp_path: Path) -> None:
+def test_an_0002_catalog_gets_the_index_built_from_its_stored_captions(catalog_url: str) -> None:
     from alembic import command
 
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    url = catalog_url
     command.upgrade(alembic_config(url), "0002")
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "insert into files (path, size, mtime_ns, sha256, has_vector, caption, date)"
-            " values ('/p/lisbon/a.jpg', 10, 1, 'aa', 1, 'a purple triangle', '2020-01-01 00:00:00'),"
-            " ('/p/b.jpg', 20, 2, 'bb', 1, null, '2020-01-01 00:00:00')")
+            " values ('/p/lisbon/a.jpg', 10, 1, 'aa', true, 'a purple triangle', '2020-01-01 00:00:00'),"
+            " ('/p/b.jpg', 20, 2, 'bb', true, null, '2020-01-01 00:00:00')")
     engine.dispose()
     cat = open_catalog(url)
     ft = FullText(cat)
     assert _found(ft, "purple triangle") == {1} and _found(ft, "lisbon") == {1} and _found(ft, "b") == {2}
 
 
-def test_names_need_every_word_close_together_and_words_all_pictures_share_say_nothing(tmp_path: Path) -> None:
-    cat = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+def test_names_need_every_word_close_together_and_words_all_pictures_share_say_nothing(catalog_url: str) -> None:
+    cat = open_catalog(catalog_url)
     paths = ["/home/anna/Photos/grandma-birthday/1.jpg", "/home/anna/Photos/day at the beach/2.jpg",
              "/home/anna/Photos/misc/purple-circle-seen-above-a-red-triangle.png", "/home/anna/Photos/misc/3.jpg"]
     a, b, c, d = _add(cat, paths)

@@ -14,6 +14,8 @@ from imgsearch.webui import install
 
 ASSETS = {
     "app.js": "javascript",
+    "dupes.js": "javascript",
+    "dupes.css": "text/css",
     "style.css": "text/css",
     "icon.svg": "image/svg+xml",
     "index.html": "text/html",

@@ -20,9 +20,10 @@ const WEIGHT = /^(\d+(?:\.\d+)?):(.+)$/s;       // "2:beach" weighs twice (as th
 const POLL_MS = 3000;
 const NOT_RUNNING = "The imgsearch service is not running: start it with `imgsearch watch`.";
 
-// A search is one plain value: {q, not[], like[], pics[], in[], from, until, camera, sort, mode, rerank, k, n}.
+// A search is one plain value: {q, not[], like[], pics[], concepts[], in[], from, until, camera, tags[], sort, mode,
+// rerank, k, n}.
 // Everything but `pics` (pictures dropped, pasted or picked, kept here by key) lives in the URL.
-const EMPTY = { q: "", not: [], like: [], pics: [], in: [], from: "", until: "", camera: "", sort: "relevance",
+const EMPTY = { q: "", not: [], like: [], pics: [], concepts: [], in: [], from: "", until: "", camera: "", tags: [], sort: "relevance",
                 mode: "hybrid", ...DEFAULTS };
 const pictures = new Map();  // key -> {name, data (base64), size}: the pictures this tab was given
 const imageNames = new Map();  // indexed id -> its file name, for the chips
@@ -118,19 +119,21 @@ function clampText(text, box, fallback) {
 }
 
 const hasWords = (s) => Boolean(s.q);
-const hasTerms = (s) => Boolean(s.q || s.like.length || s.pics.length);
-const hasFilters = (s) => Boolean(s.in.length || s.from || s.until || s.camera);
+const hasTerms = (s) => Boolean(s.q || s.like.length || s.pics.length || s.concepts.length);
+const hasFilters = (s) => Boolean(s.in.length || s.from || s.until || s.camera || s.tags.length);
 const isActive = (s) => hasTerms(s) || s.not.length > 0 || hasFilters(s) || s.sort !== "relevance";
 /** Whether the service keeps only the likely matches (words, reranked): a short page then means
  * the matches ran out, not the pictures. */
-const hasCutoff = (s) => hasWords(s) && s.rerank && s.k > 0;
+const hasCutoff = (s) => (hasWords(s) && s.rerank && s.k > 0) || s.concepts.length > 0;
+const CONCEPT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+let conceptNames = [];        // the concepts taught so far (for the menu and the large view)
 
 function readForm() {
   const { q, not } = parseBox(queryBox.value);
   return {
-    q, not, like: [...current.like], pics: [...current.pics],
+    q, not, like: [...current.like], pics: [...current.pics], concepts: [...current.concepts],
     in: [...folderList.querySelectorAll("input:checked")].map((box) => box.value),
-    from: fromBox.value.trim(), until: untilBox.value.trim(), camera: cameraBox.value,
+    from: fromBox.value.trim(), until: untilBox.value.trim(), camera: cameraBox.value, tags: [...current.tags],
     sort: sortBox.value, mode: modeBox.value, rerank: rerankBox.checked,
     k: clamped(depthBox, DEFAULTS.k), n: clamped(countBox, DEFAULTS.n),
   };
@@ -145,8 +148,10 @@ function readURL(historyState = history.state) {
     not: p.getAll("not").map((w) => w.trim().slice(0, MAX_QUERY_CHARS)).filter(Boolean),
     like: [...new Set(p.getAll("like").filter((id) => /^\d{1,15}$/.test(id)))],
     pics: (historyState?.pics ?? []).filter((key) => pictures.has(key)),
+    concepts: [...new Set(p.getAll("concept").filter((name) => CONCEPT_NAME.test(name)))].slice(0, 10),
     in: [...new Set(p.getAll("in").filter((f) => f.startsWith("/")))],
     from: dates("from"), until: dates("until"), camera: (p.get("camera") ?? "").slice(0, 100),
+    tags: [...new Set(p.getAll("tag").map((t) => t.trim()).filter((t) => t && t.length <= 60))].slice(0, 20),
     sort: SORTS.includes(sort) ? sort : "relevance",
     mode: MODES.includes(mode) ? mode : "hybrid",
     rerank: p.get("rerank") !== "0",
@@ -171,6 +176,7 @@ function fillForm(state) {
   modeBox.value = state.mode;
   renderFolders();
   renderCameras();
+  renderConcepts();
   renderChips();
   $("clear-filters").hidden = !hasFilters(state);
 }
@@ -181,10 +187,12 @@ function urlOf(state) {
   if (state.q) p.set("q", state.q);
   for (const word of state.not) p.append("not", word);
   for (const id of state.like) p.append("like", id);
+  for (const name of state.concepts) p.append("concept", name);
   for (const folder of state.in) p.append("in", folder);
   if (state.from) p.set("from", state.from);
   if (state.until) p.set("until", state.until);
   if (state.camera) p.set("camera", state.camera);
+  for (const tag of state.tags) p.append("tag", tag);
   if (state.sort !== "relevance") p.set("sort", state.sort);
   if (state.mode !== "hybrid") p.set("mode", state.mode);
   if (isActive(state)) {
@@ -242,7 +250,9 @@ function fetchPage(state, offset, limit, weak = false) {
       list.push({ kind: "image", text: picture.name, data: picture.data, weight: 1 });
     }
     const body = { terms: list, folders: state.in, from: state.from || null, until: state.until || null,
-                   camera: state.camera || null, sort: sort ?? "relevance", limit, offset, rerank_k: rerankK,
+                   camera: state.camera || null, tags: state.tags, concepts: state.concepts,
+                   sort: sort ?? "relevance", limit, offset,
+                   rerank_k: rerankK,
                    mode: state.mode, explain: true };
     if (weak) body.min_match = 0;
     return api("api/search", { method: "POST", headers: { "Content-Type": "application/json" },
@@ -254,6 +264,8 @@ function fetchPage(state, offset, limit, weak = false) {
   for (const id of state.like) p.append("like", id);
   for (const folder of state.in) p.append("in", folder);
   for (const name of ["from", "until", "camera"]) if (state[name]) p.set(name, state[name]);
+  for (const tag of state.tags) p.append("tag", tag);
+  for (const name of state.concepts) p.append("concept", name);
   if (sort) p.set("sort", sort);
   p.set("limit", limit);
   p.set("offset", offset);
@@ -426,16 +438,22 @@ function describe(state, ms = null) {
   const pictureNames = [...state.like.map((id) => imageNames.get(id) || `picture ${id}`),
                         ...state.pics.map((key) => pictures.get(key)?.name ?? "a picture")];
   if (pictureNames.length) what.push(`like ${pictureNames.join(" and ")}`);
+  if (state.concepts.length) what.push(`of the concept ${state.concepts.join(" and ")}`);
   if (state.not.length) what.push(`without ${state.not.map((w) => `“${w}”`).join(" or ")}`);
   const where = [];
   if (state.in.length) where.push(`in ${state.in.map(basename).join(" or ")}`);
   if (state.from || state.until) where.push(`dated ${state.from || "…"} to ${state.until || "…"}`);
   if (state.camera) where.push(`camera ${state.camera}`);
+  if (state.tags.length) where.push(`tagged ${state.tags.join(" and ")}`);
   let how;
   if (!hasTerms(state)) how = state.sort === "oldest" ? "oldest first" : "newest first";
   else {
     const words = hasWords(state), found = { vector: "found by CLIP", text: "found by words" }[state.mode];
-    if (hasCutoff(state)) how = [words && found, `top ${state.k} reranked with ITM`].filter(Boolean).join(", ");
+    const reranked = words && state.rerank && state.k > 0;
+    if (hasCutoff(state)) {
+      how = [words && found, reranked && `top ${state.k} reranked with ITM`,
+             state.concepts.length && "ranked by the concept's probability"].filter(Boolean).join(", ");
+    }
     else if (!words || state.mode === "vector") how = "CLIP only";
     else how = state.mode === "text" ? "words only, not reranked" : "CLIP and words, not reranked";
     if (state.sort !== "relevance") how += `, ${state.sort} first`;
@@ -514,7 +532,7 @@ function card(hit, index, weak) {
   });
   link.addEventListener("dragstart", () => { draggedId = String(hit.id); });
   link.addEventListener("dragend", () => { draggedId = null; });
-  return el("li", { class: "cell" }, link, tip);
+  return el("li", { class: "cell" }, link, tip, tagButtons(hit, 3));
 }
 
 function show(found, hasMore) {
@@ -575,18 +593,41 @@ function renderChips() {
                     picture.name, "picture from this computer (kept in this tab, not in the link)",
                     () => ({ pics: current.pics.filter((x) => x !== key) })));
   }
+  for (const name of current.concepts) {
+    items.push(chip(el("span", { class: "chip-icon tag-icon", "aria-hidden": "true" }, "★"), name,
+                    "a concept taught by example", () => ({ concepts: current.concepts.filter((x) => x !== name) }),
+                    "concept "));
+  }
+  for (const tag of current.tags) {
+    items.push(chip(el("span", { class: "chip-icon tag-icon", "aria-hidden": "true" }, "#"), tag,
+                    "only pictures with this tag", () => ({ tags: current.tags.filter((x) => x !== tag) }), "tagged "));
+  }
   chips.replaceChildren(...items);
   chips.hidden = items.length === 0;
 }
 
-function chip(icon, name, what, without) {
+/** Buttons for a picture's tags: a click narrows the search to pictures with that tag too. */
+function tagButtons(hit, most = Infinity) {
+  const labels = Object.keys(hit.tags ?? {}).slice(0, most);
+  if (!labels.length) return null;
+  return el("ul", { class: "tags", "aria-label": "Tags (choose one to show only pictures with it)" },
+    ...labels.map((label) => {
+      const button = el("button", { type: "button", class: "tag", title: `Only pictures tagged ${label} (${percent(hit.tags[label])})` }, label);
+      button.addEventListener("click", () => {
+        if (!current.tags.includes(label)) go({ ...readForm(), tags: [...current.tags, label] }, true);
+      });
+      return el("li", {}, button);
+    }));
+}
+
+function chip(icon, name, what, without, prefix = "like ") {
   const remove = el("button", { type: "button", class: "chip-remove", "aria-label": `Remove ${name} from the search`,
                                 title: "Remove from the search" }, "×");
   remove.addEventListener("click", () => {
     go({ ...readForm(), ...without() }, true);
     queryBox.focus();
   });
-  return el("li", { class: "chip", title: `${name}: ${what}` }, icon, el("span", { class: "chip-name" }, "like ", el("bdi", {}, name)), remove);
+  return el("li", { class: "chip", title: `${name}: ${what}` }, icon, el("span", { class: "chip-name" }, prefix, el("bdi", {}, name)), remove);
 }
 
 async function nameOf(id) {
@@ -751,7 +792,7 @@ for (const box of [fromBox, untilBox, cameraBox, sortBox, modeBox, rerankBox, de
 }
 for (const box of [fromBox, untilBox]) box.addEventListener("input", () => box.setCustomValidity(""));
 $("clear-filters").addEventListener("click", () => {
-  go({ ...readForm(), in: [], from: "", until: "", camera: "" }, true);
+  go({ ...readForm(), in: [], from: "", until: "", camera: "", tags: [] }, true);
 });
 folderMenu.addEventListener("toggle", () => { if (folderMenu.open) loadFacets(); });
 folderMenu.addEventListener("keydown", (event) => {
@@ -805,6 +846,8 @@ function openViewer(index, push = true) {
   $("viewer-scores").textContent = scorePairs(hit).join(" · ") || "—";
   $("viewer-why").textContent = whyText(hit) ?? "—";
   $("viewer-text").textContent = hit.text || "—";
+  $("viewer-tags").replaceChildren(tagButtons(hit) ?? "—");
+  $("teach-name").value = current.concepts[0] ?? "";
   $("viewer-original").href = imageUrl(hit.id, "original");
   $("viewer-prev").disabled = index === 0;
   $("viewer-next").disabled = index === hits.length - 1;
@@ -875,6 +918,56 @@ $("viewer-next").addEventListener("click", () => step(1));
 $("viewer-reveal").addEventListener("click", reveal);
 $("viewer-copy").addEventListener("click", copyPath);
 $("viewer-similar").addEventListener("click", () => addLike(hits[currentIndex].id));
+
+// ---- concepts taught by example: the large view adds its picture to one; the menu searches by one --
+
+async function loadConcepts() {
+  try {
+    conceptNames = (await api("api/concepts")).concepts.map((c) => c.name);
+  } catch {
+    return;  // the status line says why
+  }
+  renderConcepts();
+}
+
+function renderConcepts() {
+  const box = $("concept");
+  box.replaceChildren(el("option", { value: "" }, "none"), ...conceptNames.map((name) => el("option", { value: name }, name)));
+  box.value = current.concepts.find((name) => conceptNames.includes(name)) ?? "";
+  $("concept-filter").hidden = conceptNames.length === 0;
+  $("teach-names").replaceChildren(...conceptNames.map((name) => el("option", { value: name })));
+}
+
+$("concept").addEventListener("change", (event) => {
+  const name = event.target.value;
+  go({ ...readForm(), concepts: name ? [name] : [] }, true);
+});
+
+/** The large view's picture becomes an example of the concept named (a new one, or one more
+ * example: the service retrains it on all of them). */
+$("teach").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = $("teach-name").value.trim(), hit = hits[currentIndex];
+  if (!CONCEPT_NAME.test(name)) {
+    note("A concept's name is letters, digits and . _ - (up to 64), starting with a letter or digit.");
+    return;
+  }
+  note(`Teaching ${name}…`);
+  try {
+    const report = await api("api/concepts", { method: "POST", headers: { "Content-Type": "application/json" },
+                                               body: JSON.stringify({ name, positives: [{ path: hit.path }] }) });
+    if (!report.concept) {
+      note(`Could not use this picture: ${(report.skipped[0]?.reason) ?? "not in the index"}.`);
+      return;
+    }
+    const shown = el("button", { type: "button", class: "quiet" }, `Show ${name}`);
+    shown.addEventListener("click", () => go({ ...EMPTY, concepts: [name] }, true));
+    note(`${name} now has ${report.concept.positives.length} example(s). `, shown);
+    await loadConcepts();
+  } catch (err) {
+    note(`Could not teach ${name}: ${err.message}`);
+  }
+});
 
 // ---- the service's status: progress of the whole job, new pictures -------------------------------
 
@@ -980,5 +1073,6 @@ window.addEventListener("popstate", (event) => {
   fillForm(state);
   run(state);
   loadFacets();
+  loadConcepts();
   pollStatus();
 }

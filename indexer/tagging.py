@@ -1,0 +1,44 @@
+"""The tag phase: zero-shot tags (imgsearch.tags) for every picture not tagged yet, from the
+vectors already stored — no picture is read, one matrix product per batch. Runs after the vectors
+(before captions: it is cheap, and tags are searchable at once), and again whenever the vocabulary
+changes (the catalog then forgets every picture's tags). Resumable: a batch's tags are stored
+together, so a killed run tags the rest next time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from imgsearch.progress import Progress
+from imgsearch.stores import Stores
+
+BATCH = 1024
+
+
+def tag_pending(stores: Stores, tagger: Any, progress: Progress, *, limit: int = 10**9,
+                cancel: Callable[[], bool] | None = None) -> int:
+    """Tag up to `limit` pictures; returns how many were tagged."""
+    stores.catalog.adopt_tagger(tagger.id)
+    done = 0
+    started = False
+    while done < limit:
+        ids = stores.catalog.needs_tags(min(BATCH, limit - done))
+        if not ids:
+            break
+        if not started:
+            counts = stores.catalog.counts()
+            progress.phase("tags", min(limit, max(len(ids), counts.with_vector - counts.tagged)))
+            started = True
+        stored = stores.vectors.get_vectors(ids)
+        have = [i for i in ids if i in stored]
+        tags = dict(zip(have, tagger.tag([stored[i] for i in have]))) if have else {}
+        # a row whose point is missing (a crash between the two stores) is left to repair; it
+        # must not be asked for again in this run
+        stores.catalog.set_tags(tags)
+        progress.advance(len(ids))
+        done += len(have)
+        if len(have) < len(ids) or (cancel is not None and cancel()):
+            break
+    if started:
+        progress.done()
+    return done
