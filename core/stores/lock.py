@@ -4,6 +4,33 @@ Qdrant Edge and SQLite allow one writing process. The writer (the service, or an
 without one) holds an exclusive `flock` on `writer.lock` in the index folder for its lifetime;
 the kernel drops it when the process dies, even by SIGKILL, so a stale lock never blocks. The
 holder writes who it is into the lock file, so a refused second writer can say who holds it.
+
+The lock is a file in the local index folder, so it guards one machine's data directory and
+nothing more. With the catalog on PostgreSQL (`IMGSEARCH_CATALOG_URL`) and the vectors on a
+Qdrant server (`IMGSEARCH_QDRANT_URL`), writers on other machines (or with another `--home`)
+share the stores without sharing the lock; it is still taken, unchanged. What such concurrent
+writers may do today (docs/scale-out.md):
+
+- Safe: ids come from the database's sequence, so two writers never give two files one point
+  id; each write is a transaction (PostgreSQL) or an acknowledged batch (Qdrant, `wait=True`);
+  two writers embedding the same file write the same vector under the same id.
+- A run begins with `indexer.repair`, which deletes points whose rows are not yet marked
+  `has_vector`: that is also another writer's batch in flight (its rows pending, its points
+  just upserted). That writer then marks rows whose points are gone; the next run's repair
+  un-marks them and they are embedded again. Nothing is lost, but until then those pictures
+  are missing from searches. Start writers at once only on an index already repaired, or not.
+- Two writers inserting the same new path at the same moment: one batch fails on the unique
+  path index (an error, not a duplicate row); run it again. Likewise two first runs creating
+  the collection or recording the models at once.
+- Writers whose roots overlap but who see different files there (other mounts, other times)
+  remove each other's rows as deleted files. Give each writer its own roots.
+- Writers with different captioners, OCR engines or tag vocabularies drop each other's
+  captions, texts or tags each time they start (`Catalog.adopt_*`). Use the same models.
+- `Stores.lock` orders the two stores' writes for readers in the same process only; a reader
+  elsewhere may see a batch in one store and not yet in the other.
+
+Distributed indexing (Ray) that hands disjoint shares of the files to workers, with one repair
+at the start, is not built yet.
 """
 
 from __future__ import annotations

@@ -1,0 +1,49 @@
+"""Beyond one machine, end to end: the catalog on PostgreSQL and the vectors on a Qdrant server
+(qdrant-client's in-process mode, which speaks the server's API): index, re-index, move, delete,
+and searches by vector, by words (PostgreSQL's full-text index) and both. docs/scale-out.md."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from conftest import fresh_postgres_database
+from imgsearch.indexer import run_index
+from imgsearch.library.local import LocalIndex
+from imgsearch.searcher.request import VECTOR, WORDS_ONLY, SearchRequest, words
+from imgsearch.settings import Settings
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from fresh_postgres_database()
+
+
+def test_a_postgres_catalog_with_a_qdrant_server(postgres_url: str, tmp_path: Path, shapes_folder: Path) -> None:
+    settings = Settings(home=tmp_path / "home", models="tiny", batch_size=8, decode_workers=2,
+                        catalog_url=postgres_url)
+    trip = shapes_folder / "lisbon trip"
+    trip.mkdir()
+    shutil.move(min(shapes_folder.glob("*.png")), trip / "sunset-at-the-beach.png")
+    client = QdrantClient(":memory:")
+    assert run_index(settings, [shapes_folder], captions=False, texts=False, client=client).embedded == 12
+    assert not (settings.index_dir / "catalog.sqlite3").exists(), "the SQLite catalog must not be made"
+    assert run_index(settings, [shapes_folder], captions=False, texts=False, client=client).unchanged == 12
+    shutil.move(trip, shapes_folder / "porto trip")
+    victim = min(shapes_folder.glob("*.png"))
+    victim.unlink()
+    report = run_index(settings, [shapes_folder], captions=False, texts=False, client=client)
+    assert report.removed == 1 and client.count(settings.collection).count == 11
+    with LocalIndex(settings, client=client) as idx:
+        named = idx.search(SearchRequest((words("porto sunset"),), mode=WORDS_ONLY, limit=5, rerank_k=0))
+        assert [Path(h.path).relative_to(shapes_folder) for h in named] == [Path("porto trip/sunset-at-the-beach.png")]
+        assert idx.search(SearchRequest((words("lisbon"),), mode=WORDS_ONLY, limit=5, rerank_k=0)) == []
+        hybrid = idx.search(SearchRequest((words("a beach sunset"),), limit=5, rerank_k=0, min_match=0.0))
+        assert Path(hybrid[0].path).name == "sunset-at-the-beach.png"  # its name says so: first
+        vector = idx.search(SearchRequest((words("a red circle"),), mode=VECTOR, limit=20, rerank_k=0, min_match=0.0))
+        assert len(vector) == 11 and str(victim) not in {h.path for h in vector}
+    client.close()
