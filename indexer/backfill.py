@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from imgsearch.dates import epoch, picture_date
-from imgsearch.imaging import read_exif
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
 from imgsearch.stores.vectors import point_payload
@@ -31,6 +30,8 @@ def backfill(stores: Stores) -> int:
     rows = stores.catalog.needs_backfill(CHUNK)
     if not rows:
         return 0
+    from imgsearch.imaging import read_exif  # Pillow: only when there is something to do (a query opens this)
+
     done: set[int] = set()
     with ThreadPoolExecutor(max_workers=_READERS, thread_name_prefix="backfill") as pool:
         while rows:

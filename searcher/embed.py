@@ -9,7 +9,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from imgsearch.errors import BadImageError, ConfigError
-from imgsearch.imaging import decode
 
 
 class Embedder(Protocol):
@@ -31,6 +30,8 @@ class TorchEmbedder:
 
     def image(self, data: bytes, name: str) -> np.ndarray:
         import torch
+
+        from imgsearch.imaging import decode  # Pillow and its plugins: not on the words-only path
 
         clip = self.models.clip
         try:

@@ -4,6 +4,7 @@ torch, no open_clip, so a cold process embeds a query in well under a second."""
 from __future__ import annotations
 
 import html
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,7 @@ class OnnxTextEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # no warnings on stderr for the CLI
-        self.session = onnxruntime.InferenceSession(str(folder / "text.onnx"), options,
+        self.session = onnxruntime.InferenceSession(str(folder / "text.onnx"), session_options(),
                                                     providers=["CPUExecutionProvider"])
 
     def token_ids(self, text: str) -> np.ndarray:
@@ -45,8 +44,45 @@ class OnnxTextEncoder:
         return np.array(ids + [self.meta["pad_id"]] * (context - len(ids)), dtype=np.int64)
 
     def run(self, ids: np.ndarray) -> np.ndarray:
+        """Vectors of padded ids, computed up to the batch's last end-of-text token when the
+        export allows it (its tower is causal and pools there: the padding cannot matter)."""
+        pool = self.meta.get("pool")
+        if pool in ("argmax", "eos") and ids.size:
+            ends = ids.argmax(axis=1) if pool == "argmax" else (ids == self.meta["eos_id"]).argmax(axis=1)
+            ids = ids[:, :int(ends.max()) + 1]
         return self.session.run(None, {"ids": ids})[0].astype(np.float32)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 vectors, one per text."""
         return self.run(np.stack([self.token_ids(t) for t in texts]))
+
+
+def session_options() -> Any:
+    """For a process that starts, embeds one query and ends (measured on ViT-B-32-256, 2 cores:
+    docs/bench-report.md): one thread per physical core (a core's second hardware thread adds
+    nothing to these kernels), threads that sleep rather than spin between operators (spinning
+    only burns a busy machine's CPU on a few tokens), and no pre-packing of the weights, which
+    costs a cold start ~0.3 s of CPU and saves a few ms on a query."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # no warnings on stderr for the CLI
+    options.intra_op_num_threads = physical_cores()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    return options
+
+
+def physical_cores() -> int:
+    """Cores this process may run on, counting a core's hardware threads once (Linux's sysfs
+    topology; elsewhere the usable CPUs)."""
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = set()
+    for cpu in usable:
+        try:
+            base = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+            cores.add(((base / "physical_package_id").read_text().strip(), (base / "core_id").read_text().strip()))
+        except OSError:
+            cores.add(("", str(cpu)))
+    return max(1, len(cores))

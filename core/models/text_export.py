@@ -4,8 +4,9 @@ those imports alone cost a cold `imgsearch query` about 10 s here, this path abo
 
 Written (with torch) by a run that has CLIP loaded anyway: an index run, or a query that had to
 load it. Nothing is written unless the export reproduces open_clip on probe sentences: the same
-token ids and the same vectors within rounding. Read (without torch) by `searcher.light`, which
-checks the model id recorded beside it, so vectors of another model are never compared."""
+token ids and the same vectors within rounding. Read (without torch, with `onnx_text`) by
+`library.local`, which checks the model id recorded beside it, so vectors of another model are
+never compared."""
 
 from __future__ import annotations
 
@@ -25,7 +26,13 @@ log = logging.getLogger(__name__)
 
 FOLDER = "text-encoder"
 META = "meta.json"
-FORMAT = 1
+# 2: the weights in a file of their own beside the graph (ONNX external data: onnxruntime maps
+# it instead of parsing and copying 250 MB, half of a cold session's start), and the graph takes
+# ids of any length, so a query runs only up to its end-of-text token ("pool" in the meta).
+# 1 (read, no longer written): one file, the whole context every time.
+FORMAT = 2
+READABLE = (1, 2)
+WEIGHTS = "text.data"
 # Probes of the self-check: ordinary words, case and punctuation, accents, an empty query and
 # one longer than any context (truncation keeps the end-of-text token last).
 PROBES = ["a red bicycle", "A Photo of TWO cats, on a sofa!", "café  crème\tat   night", "",
@@ -42,14 +49,15 @@ def read_meta(index_dir: Path) -> dict[str, Any] | None:
         meta = json.loads((export_folder(index_dir) / META).read_text())
     except (OSError, ValueError):
         return None
-    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+    return meta if isinstance(meta, dict) and meta.get("format") in READABLE else None
 
 
 def ensure_text_export(clip: Any, index_dir: Path) -> bool:
-    """Export `clip` (a ClipEncoder) unless an export of the same model is there. Returns whether
-    one is usable now. Failure only costs speed: it is logged and the query loads CLIP."""
+    """Export `clip` (a ClipEncoder) unless an export of the same model, in this format, is there
+    (an older format is read, but replaced by whoever has CLIP loaded). Returns whether one is
+    usable now. Failure only costs speed: it is logged and the query loads CLIP."""
     meta = read_meta(index_dir)
-    if meta is not None and meta.get("clip_model") == clip.model_id:
+    if meta is not None and meta.get("clip_model") == clip.model_id and meta.get("format") == FORMAT:
         return True
     try:
         _export(clip, export_folder(index_dir))
@@ -60,27 +68,35 @@ def ensure_text_export(clip: Any, index_dir: Path) -> bool:
 
 
 def _export(clip: Any, folder: Path) -> None:
+    import onnx
     import torch
+
+    from imgsearch.models.clip import end_pool
 
     tokenizer, clean = _portable_tokenizer(clip.tokenizer)
     context = int(clip.tokenizer.context_length)
     reference = clip.tokenizer(PROBES)
+    pool = end_pool(clip.model) if _attention_traceable(clip.model) else None
     meta = {"format": FORMAT, "clip_model": clip.model_id, "dim": clip.dim, "context_length": context,
-            "pad_id": int(reference[PROBES.index("")][-1]), "eot_id": int(reference[-1][-1]), "clean": clean}
+            "pad_id": int(reference[PROBES.index("")][-1]), "eot_id": int(reference[-1][-1]), "clean": clean,
+            "pool": pool, "eos_id": getattr(clip.model, "text_eos_id", None)}
     folder.parent.mkdir(parents=True, exist_ok=True)
     for stale in folder.parent.glob(f".{FOLDER}-*"):  # left by a process killed while exporting
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}-", dir=folder.parent))
     try:
         tokenizer.save(str(tmp / "tokenizer.json"))
-        text_model = _text_tower(clip.model)
-        with torch.inference_mode():
-            expected = text_model(reference).numpy()
+        with torch.inference_mode():  # open_clip's own encode_text (torch's attention), whole context
+            expected = _text_tower(clip.model, False)(reference).numpy()
+        text_model = _text_tower(clip.model, pool is not None)
         with warnings.catch_warnings():  # the exporter's notes are for its developers, not our users
             warnings.simplefilter("ignore")
-            torch.onnx.export(text_model, (reference,), str(tmp / "text.onnx"), input_names=["ids"],
-                              output_names=["vectors"], dynamic_axes={"ids": {0: "n"}, "vectors": {0: "n"}},
-                              opset_version=17, dynamo=False)
+            torch.onnx.export(text_model, (reference,), str(tmp / "whole.onnx"), input_names=["ids"],
+                              output_names=["vectors"], opset_version=17, dynamo=False,
+                              dynamic_axes={"ids": {0: "n", 1: "length"} if pool else {0: "n"}, "vectors": {0: "n"}})
+        onnx.save_model(onnx.load(str(tmp / "whole.onnx")), str(tmp / "text.onnx"), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location=WEIGHTS, size_threshold=1024)
+        (tmp / "whole.onnx").unlink()
         (tmp / META).write_text(json.dumps(meta))
         _check(tmp, meta, reference.numpy(), expected)
         shutil.rmtree(folder, ignore_errors=True)
@@ -89,10 +105,13 @@ def _export(clip: Any, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _text_tower(model: Any) -> Any:
+def _text_tower(model: Any, cut: bool) -> Any:
     """open_clip's encode_text on an fp32 copy without the vision tower: the model in use may be
-    bf16 and shared with other threads, so it is neither converted nor touched."""
+    bf16 and shared with other threads, so it is neither converted nor touched. `cut`: the tower
+    takes ids cut after their end-of-text token, of any length (`clip.encode_text_prefix`)."""
     import torch
+
+    from imgsearch.models.clip import encode_text_prefix
 
     class TextTower(torch.nn.Module):
         def __init__(self) -> None:
@@ -100,11 +119,54 @@ def _text_tower(model: Any) -> Any:
             self.model = copy.deepcopy(model)
             self.model.visual = None
             self.model.float().eval()
+            if cut:
+                for block in self.model.transformer.resblocks:
+                    block.attn = _traceable_attention(block.attn)
 
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
-            return self.model.encode_text(ids, normalize=True)
+            if not cut:
+                return self.model.encode_text(ids, normalize=True)
+            return torch.nn.functional.normalize(encode_text_prefix(self.model, ids), dim=-1)
 
     return TextTower()
+
+
+def _attention_traceable(model: Any) -> bool:
+    """Whether every text block's attention is the plain batch-first self-attention that
+    `_traceable_attention` can stand in for (torch's own bakes the traced length into a Reshape)."""
+    import torch
+
+    blocks = getattr(getattr(model, "transformer", None), "resblocks", None)
+    return blocks is not None and all(
+        isinstance(b.attn, torch.nn.MultiheadAttention) and b.attn.batch_first and b.attn._qkv_same_embed_dim
+        and b.attn.bias_k is None and not b.attn.add_zero_attn for b in blocks)
+
+
+def _traceable_attention(mha: Any) -> Any:
+    """`mha` (nn.MultiheadAttention, self-attention, batch first, eval) computed with the same
+    weights by plain tensor operations whose shapes the ONNX tracer keeps dynamic. The export's
+    self-check compares the result with open_clip's own."""
+    import torch
+    import torch.nn.functional as F
+
+    class Attention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mha = mha
+
+        def forward(self, query: torch.Tensor, key: Any = None, value: Any = None, need_weights: bool = False,
+                    attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+            m = self.mha
+            n, width = query.shape[0], query.shape[2]
+
+            def heads(t: torch.Tensor) -> torch.Tensor:
+                return t.reshape(n, -1, m.num_heads, width // m.num_heads).transpose(1, 2)
+
+            q, k, v = F.linear(query, m.in_proj_weight, m.in_proj_bias).chunk(3, dim=-1)
+            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=attn_mask)
+            return m.out_proj(out.transpose(1, 2).reshape(n, -1, width)), None
+
+    return Attention()
 
 
 def _portable_tokenizer(tokenizer: Any) -> tuple[Any, list[str]]:
@@ -131,6 +193,8 @@ def _check(folder: Path, meta: dict[str, Any], reference_ids: np.ndarray, expect
     if not np.array_equal(ids, reference_ids):
         bad = PROBES[int(np.flatnonzero((ids != reference_ids).any(1))[0])]
         raise ValueError(f"the portable tokenizer disagrees with open_clip on {bad!r}")
-    diff = float(np.abs(encoder.run(ids) - expected).max())
+    together = encoder.run(ids)  # cut at the longest probe's end
+    alone = np.concatenate([encoder.run(ids[i:i + 1]) for i in range(len(PROBES))])  # each at its own
+    diff = float(max(np.abs(together - expected).max(), np.abs(alone - expected).max()))
     if diff > MAX_DIFF:
         raise ValueError(f"the ONNX text encoder differs from the model by {diff:.2g}")

@@ -4,7 +4,9 @@ failure only costs speed."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -69,3 +71,47 @@ def test_a_damaged_export_falls_back_to_the_full_query(tmp_path: Path, shapes_fo
     (export_folder(settings.index_dir) / "text.onnx").write_bytes(b"not a model")
     with LocalIndex(settings) as idx:
         assert len(idx.search(request)) == 3 and idx._models is not None  # CLIP loaded instead
+
+
+def test_the_graph_runs_only_up_to_the_end_token(clip, tmp_path: Path) -> None:
+    """Weights beside the graph, ids of any length: cut after the end-of-text token, alone or in a
+    batch of mixed lengths, the vectors are those of the whole context."""
+    import onnxruntime
+
+    assert ensure_text_export(clip, tmp_path)
+    folder, meta = export_folder(tmp_path), read_meta(tmp_path)
+    assert meta["format"] == 2 and meta["pool"] in ("argmax", "eos") and (folder / "text.data").exists()
+    encoder = OnnxTextEncoder(folder, meta)
+    ids = np.stack([encoder.token_ids(t) for t in SENTENCES])
+    whole = encoder.session.run(None, {"ids": ids})[0]  # the session itself: no cut
+    np.testing.assert_allclose(whole, clip.encode_texts(SENTENCES), atol=2e-2)  # the model in use may be bf16
+    ends = [int(np.flatnonzero(row == meta["eos_id"] if meta["pool"] == "eos" else row == row.max())[0]) for row in ids]
+    for row, end in zip(ids, ends):
+        for length in (end + 1, end + 2, len(row)):
+            got = encoder.session.run(None, {"ids": row[None, :length]})[0]
+            np.testing.assert_allclose(got[0], whole[ids.tolist().index(row.tolist())], atol=1e-5)
+    np.testing.assert_allclose(encoder.run(ids), whole, atol=1e-5)  # cut at the batch's longest
+    options = onnxruntime.SessionOptions()  # the product's options change speed, not the result
+    plain = onnxruntime.InferenceSession(str(folder / "text.onnx"), options, providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(plain.run(None, {"ids": ids})[0], whole, atol=1e-5)
+
+
+def test_an_export_of_the_first_format_is_read_then_replaced(clip, tmp_path: Path) -> None:
+    """An index exported before the cut (format 1: no "pool", the whole context each time) still
+    answers cold queries; whoever has CLIP loaded next writes the current format."""
+    assert ensure_text_export(clip, tmp_path)
+    meta_file = export_folder(tmp_path) / "meta.json"
+    old = {k: v for k, v in read_meta(tmp_path).items() if k not in ("pool", "eos_id")} | {"format": 1}
+    meta_file.write_text(json.dumps(old))
+    assert read_meta(tmp_path) == old
+    encoder = OnnxTextEncoder(export_folder(tmp_path), old)
+    assert float((encoder.encode(SENTENCES) * clip.encode_texts(SENTENCES)).sum(1).min()) > 0.999
+    assert ensure_text_export(clip, tmp_path) and read_meta(tmp_path)["format"] == 2
+
+
+def test_threads_are_physical_cores() -> None:
+    from imgsearch.models.onnx_text import physical_cores, session_options
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 1 <= physical_cores() <= usable
+    assert session_options().intra_op_num_threads == physical_cores()
