@@ -23,10 +23,13 @@ from typing import Any
 from .child import IsolatedRunner, Runner, SharedRunner
 from .indexing import measure_indexing
 from .machine import machine_facts
+from .ocr import measure_ocr
 from .photos import ensure_photos, photo_facts
-from .plan import BASE, SECTIONS, TINY, Plan, full_plan, smoke_plan
+from .pictures import ensure_shapes, ensure_text_pictures, picture_facts
+from .plan import BASE, DEFAULT_VOCABULARY, SECTIONS, TINY, PhasePlan, Plan, full_plan, smoke_plan
 from .queries import measure_cli, measure_queries
 from .report import PEERS, evaluate_targets, render_markdown
+from .tagging import OWN, default_vocabulary, measure_tags
 from .vectors import BACKENDS, KINDS, measure_vectors
 from .weights import ensure_base_weights
 
@@ -40,7 +43,8 @@ class Bench:
             "meta": {"mode": plan.mode, "command": command, "out_dir": str(out), "duration_s": 0.0,
                      "started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
             "machine": machine_facts(), "torch_facts": None, "plan": plan.as_json(), "photos": [],
-            "indexing": [], "queries": [], "cli": [], "vectors": [], "errors": [], "targets": [],
+            "indexing": [], "queries": [], "cli": [], "ocr": [], "tags": [], "vectors": [], "errors": [],
+            "targets": [],
             "peers": PEERS,
         }
 
@@ -76,15 +80,62 @@ class Bench:
 
     def _run(self, runner: Runner) -> int:
         plan, out = self.plan, self.out
+        profiles = self._profiles(runner)
+        query_homes = {} if "indexing" in plan.skip else self._indexing(runner, profiles)
+        for profile, home in ({} if "queries" in plan.skip else query_homes).items():
+            settings = profiles[profile]
+            row = self.guarded("queries", f"{profile}, warm process",
+                               lambda: measure_queries(profile, settings, home, plan.queries, plan.runs,
+                                                       runner))
+            if row is not None:
+                self.results["queries"].append(row)
+            for via_service in (False, True):
+                row = self.guarded("queries", f"{profile}, cold CLI{' through the service' if via_service else ''}",
+                                   lambda: measure_cli(profile, settings, home, plan.cli_runs, plan.cli_warmup,
+                                                       via_service))
+                if row is not None:
+                    self.results["cli"].append(row)
+            self.save()
+        if plan.phases is not None and "ocr" not in plan.skip:
+            self._ocr(runner, plan.phases)
+        if plan.phases is not None and "tags" not in plan.skip:
+            self._tags(runner, plan.phases, profiles)
+
+        limits = {"qdrant-client": plan.client_max, "edge+optimize": plan.optimize_max}
+        for n in () if "vectors" in plan.skip else plan.vector_sizes:
+            backends = [b for b in BACKENDS if n <= limits.get(b, n)]
+            done = self.guarded("vectors", f"{n:,} points: {', '.join(backends)}", lambda: measure_vectors(
+                n, backends, plan.vector_queries, plan.vector_dim, out / "work" / "vectors", plan.runs,
+                runner, plan.vector_kind))
+            if done is not None:
+                rows, errors = done
+                self.results["vectors"] += rows
+                self.results["errors"] += errors
+            self.save()
+        self.log(f"wrote {out / 'bench.md'} and {out / 'bench.json'}")
+        return 1 if self.results["errors"] else 0
+
+
+    def _profiles(self, runner: Runner) -> dict[str, dict[str, str]]:
+        """Settings of every profile a section that runs needs (base-size weights built once)."""
+        plan = self.plan
+        needed = [] if "indexing" in plan.skip else list(plan.profiles)
+        if plan.phases is not None and "tags" not in plan.skip:
+            needed += [p for p, _ in plan.phases.tag_configs if p not in needed]
         profiles: dict[str, dict[str, str]] = {}
-        for name in plan.profiles:
+        for name in needed:
             if name == TINY:
                 profiles[name] = {"models": "tiny"}
             elif name == BASE:
                 made = self.guarded("weights", "random base-size weights",
-                                    lambda: ensure_base_weights(out / "weights", runner))
+                                    lambda: ensure_base_weights(self.out / "weights", runner))
                 if made is not None:
                     profiles[name] = made
+        return profiles
+
+    def _indexing(self, runner: Runner, profiles: dict[str, dict[str, str]]) -> dict[str, Path]:
+        """Photos, then every profile on every photo set; returns the homes to query, by profile."""
+        plan, out = self.plan, self.out
         folders: dict[str, Path] = {}
         for spec in plan.photo_sets:
             folder = self.guarded("photos", f"{spec.count} × {spec.width}×{spec.height}",
@@ -93,9 +144,10 @@ class Bench:
                 folders[spec.name] = folder
                 self.results["photos"].append({**asdict(spec), **photo_facts(folder)})
         self.save()
-
         query_homes: dict[str, Path] = {}
         for profile, settings in profiles.items():
+            if profile not in plan.profiles:
+                continue
             for spec in plan.photo_sets:
                 if spec.name not in folders:
                     continue
@@ -111,35 +163,39 @@ class Bench:
                     if spec.name == plan.query_set:
                         query_homes[profile] = home
                 self.save()
+        return query_homes
 
-        for profile, home in ({} if "queries" in plan.skip else query_homes).items():
-            settings = profiles[profile]
-            row = self.guarded("queries", f"{profile}, warm process",
-                               lambda: measure_queries(profile, settings, home, plan.queries, plan.runs,
-                                                       runner))
+    def _ocr(self, runner: Runner, phases: PhasePlan) -> None:
+        """The text phase on pictures with text, the same clutter without, and shapes scenes."""
+        pictures = self.out / "pictures"
+
+        def measure() -> dict[str, Any]:
+            folders = dict(ensure_text_pictures(pictures, phases.ocr_pictures, phases.ocr_seed))
+            folders["shapes"] = ensure_shapes(pictures, phases.ocr_pictures, phases.shapes_seed)
+            facts = {kind: picture_facts(folder) for kind, folder in folders.items()}
+            return measure_ocr(folders, facts, self.out / "work" / "ocr", self.plan.runs, runner)
+
+        row = self.guarded("ocr", f"{phases.ocr_pictures} pictures of each kind", measure)
+        if row is not None:
+            self.results["ocr"].append(row)
+        self.save()
+
+    def _tags(self, runner: Runner, phases: PhasePlan, profiles: dict[str, dict[str, str]]) -> None:
+        photos = self.guarded("tags", f"{phases.tag_pictures} shapes pictures", lambda: ensure_shapes(
+            self.out / "pictures", phases.tag_pictures, phases.shapes_seed))
+        for profile, vocabulary in phases.tag_configs:
+            if photos is None or profile not in profiles:
+                continue
+            vocab = default_vocabulary() if vocabulary == DEFAULT_VOCABULARY else OWN
+            work = self.out / "work" / "tags" / f"{profile}-{vocabulary}"
+            row = self.guarded("tags", f"{profile}, {vocabulary} vocabulary", lambda: measure_tags(
+                profile, profiles[profile], vocab, photos, phases.tag_pictures, work, self.plan.runs,
+                phases.tag_calls, phases.tag_vectors, runner))
             if row is not None:
-                self.results["queries"].append(row)
-            for via_service in (False, True):
-                row = self.guarded("queries", f"{profile}, cold CLI{' through the service' if via_service else ''}",
-                                   lambda: measure_cli(profile, settings, home, plan.cli_runs, plan.cli_warmup,
-                                                       via_service))
-                if row is not None:
-                    self.results["cli"].append(row)
+                self.results["tags"].append(row)
+                self.results["torch_facts"] = self.results["torch_facts"] or {
+                    k: row[k] for k in ("runtime", "torch", "threads", "bf16_fast")}
             self.save()
-
-        limits = {"qdrant-client": plan.client_max, "edge+optimize": plan.optimize_max}
-        for n in () if "vectors" in plan.skip else plan.vector_sizes:
-            backends = [b for b in BACKENDS if n <= limits.get(b, n)]
-            done = self.guarded("vectors", f"{n:,} points: {', '.join(backends)}", lambda: measure_vectors(
-                n, backends, plan.vector_queries, plan.vector_dim, out / "work" / "vectors", plan.runs,
-                runner, plan.vector_kind))
-            if done is not None:
-                rows, errors = done
-                self.results["vectors"] += rows
-                self.results["errors"] += errors
-            self.save()
-        self.log(f"wrote {out / 'bench.md'} and {out / 'bench.json'}")
-        return 1 if self.results["errors"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:

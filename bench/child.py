@@ -40,6 +40,11 @@ TASKS: dict[str, str] = {
     "queries": "bench.queries:warm_task",
     "vec-build": "bench.vectors:build_task",
     "vec-open": "bench.vectors:open_task",
+    "dupes-build": "bench.dupes:build_task",
+    "dupes-find": "bench.dupes:find_task",
+    "dupes-all-pairs": "bench.dupes:all_pairs_task",
+    "ocr": "bench.ocr:ocr_task",
+    "tags": "bench.tagging:tags_task",
 }
 
 

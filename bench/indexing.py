@@ -43,7 +43,7 @@ class PhaseClock:
             self._current = None
 
 
-def _torch_facts() -> dict[str, Any]:
+def torch_facts() -> dict[str, Any]:
     import torch
 
     try:
@@ -64,7 +64,8 @@ def product_task(args: dict[str, Any]) -> dict[str, Any]:
     imports_s, imports_rss = time.perf_counter() - start, peak_rss_mb()
     settings = Settings(home=Path(args["home"]), **args["settings"])
     models = Models(settings)
-    loads = load_timed(models, "clip", "captioner")  # the captions phase then times captioning only
+    # the phases then time their own work only (the text reader's engine is made on its first read)
+    loads = load_timed(models, "clip", "captioner", "tagger")
     clip = models.clip
     clock = PhaseClock()
     t = time.perf_counter()
@@ -78,9 +79,11 @@ def product_task(args: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"index run went wrong: embedded {report.embedded}, captioned "
                            f"{report.captioned}, skipped {report.skipped[:3]}")
     vec, cap = clock.phases["vectors"], clock.phases["captions"]
+    nothing = {"seconds": 0.0, "items": 0}
+    tags, text = clock.phases.get("tags", nothing), clock.phases.get("text", nothing)
     n = report.embedded
     return {
-        **_torch_facts(),
+        **torch_facts(),
         "runtime": models.runtime.describe(),
         "batch_size": settings.batch_size,
         "caption_batch_size": settings.caption_batch_size,
@@ -96,8 +99,12 @@ def product_task(args: dict[str, Any]) -> dict[str, Any]:
         "vectors_img_s": n / vec["seconds"],
         "captions_s": cap["seconds"],
         "captions_img_s": n / cap["seconds"],
+        "tags_s": tags["seconds"],
+        "tags_img_s": tags["items"] / tags["seconds"] if tags["seconds"] else None,
+        "text_s": text["seconds"],
+        "text_img_s": text["items"] / text["seconds"] if text["seconds"] else None,
         # scan, crash repair and naming the captioner (a local one is hashed) happen between the phases
-        "outside_phases_s": index_s - vec["seconds"] - cap["seconds"],
+        "outside_phases_s": index_s - vec["seconds"] - cap["seconds"] - tags["seconds"] - text["seconds"],
         "peak_rss_vectors_mb": vec["peak_rss_mb"],
         "caption_words_mean": sum(len(c.split()) for c in captions) / max(1, len(captions)),
     }
@@ -109,10 +116,9 @@ def baseline_task(args: dict[str, Any]) -> dict[str, Any]:
     import open_clip
     import torch
     import torch.nn.functional as F
-    from PIL import Image
-
     from imgsearch.models.profiles import resolve_profile
     from imgsearch.settings import Settings
+    from PIL import Image
 
     imports_s = time.perf_counter() - start
     profile = resolve_profile(Settings(home=Path(args["home"]), **args["settings"]))
@@ -135,14 +141,14 @@ def baseline_task(args: dict[str, Any]) -> dict[str, Any]:
                 done += len(batch)
                 batch.clear()
     embed_s = time.perf_counter() - t
-    return {**_torch_facts(), "images": done, "imports_s": imports_s, "clip_load_s": load_s,
+    return {**torch_facts(), "images": done, "imports_s": imports_s, "clip_load_s": load_s,
             "embed_s": embed_s, "img_s": done / embed_s, "batch_size": BASELINE_BATCH}
 
 
 # ---- parent side ---------------------------------------------------------------------------------
 
 SUMMARISED = ("e2e_img_s", "vectors_img_s", "captions_img_s", "outside_phases_s", "clip_load_s",
-              "captioner_load_s",
+              "captioner_load_s", "tagger_load_s", "tags_img_s", "text_img_s",
               "peak_rss_mb", "peak_rss_vectors_mb", "rss_after_imports_mb")
 
 
@@ -167,7 +173,7 @@ def measure_indexing(
         baseline.append(runner.run("baseline", args))
     out: dict[str, Any] = {"profile": profile, "photo_set": photo_set, "images": count, "runs": runs}
     for key in SUMMARISED:
-        out[key] = summarize([r[key] for r in product])
+        out[key] = summarize([r[key] for r in product if r.get(key) is not None])
     out["baseline_img_s"] = summarize([r["img_s"] for r in baseline])
     out["baseline_peak_rss_mb"] = summarize([r["peak_rss_mb"] for r in baseline])
     naive = [r["img_s"] for r in baseline]

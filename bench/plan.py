@@ -12,7 +12,23 @@ TINY = "tiny"  # the bundled models
 BASE = "default-random"  # the `default` profile's architectures, randomly initialised
 
 
-SECTIONS = ("queries", "vectors")  # sections a run may skip (indexing feeds the queries, so it always runs)
+# Sections a run may skip. Without indexing there is no index to query, so the queries are not run either.
+SECTIONS = ("indexing", "queries", "vectors", "ocr", "tags")
+OWN_VOCABULARY = "own"  # a tag configuration's vocabulary: the profile's own
+DEFAULT_VOCABULARY = "default"  # the default profile's (~285 classes), whatever the profile
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """The text (OCR) and tag phases: sizes of their pictures and how often each is timed."""
+
+    ocr_pictures: int  # pictures with text, and as many without (and as many shapes), per kind
+    ocr_seed: int
+    tag_configs: tuple[tuple[str, str], ...]  # (profile, OWN_VOCABULARY or DEFAULT_VOCABULARY)
+    tag_pictures: int  # shapes pictures indexed for the whole tag phase
+    tag_vectors: int = 1000  # random vectors per tag() call
+    tag_calls: int = 5  # timed tag() calls, and timed phases, per run (median)
+    shapes_seed: int = 31
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,7 @@ class Plan:
     vector_sizes: tuple[int, ...]
     client_max: int  # qdrant-client local mode keeps everything in Python: up to this size only
     optimize_max: int  # Edge + HNSW build: ~1 ms a 512-d point on 2 cores, so 1M points take tens of minutes
+    phases: PhasePlan | None = None
     vector_queries: int = 100
     vector_dim: int = 512
     vector_kind: str = "uniform"  # bench.vectors.KINDS
@@ -70,6 +87,8 @@ def full_plan(runs: int = 3) -> Plan:
         vector_sizes=(10_000, 100_000, 1_000_000),
         client_max=100_000,
         optimize_max=1_000_000,  # the product builds HNSW past 100,000 unindexed points: the 1M target is on it
+        phases=PhasePlan(ocr_pictures=40, ocr_seed=1616,
+                         tag_configs=((TINY, OWN_VOCABULARY), (BASE, OWN_VOCABULARY)), tag_pictures=1000),
     )
 
 
@@ -86,6 +105,9 @@ def smoke_plan(runs: int = 1) -> Plan:
         vector_sizes=(200, 1_000),
         client_max=200,  # qdrant-client commits every point: ~15 ms each on a slow disk
         optimize_max=1_000,
+        # the default vocabulary with the tiny CLIP: proves a ~285-class vocabulary loads and tags
+        phases=PhasePlan(ocr_pictures=3, ocr_seed=1616, tag_configs=((TINY, OWN_VOCABULARY),
+                         (TINY, DEFAULT_VOCABULARY)), tag_pictures=30, tag_vectors=200, tag_calls=2),
         photo_workers=1,
         child_timeout_s=300,
         isolated=False,

@@ -9,6 +9,7 @@ from typing import Any
 
 from imgsearch.settings import Settings
 
+from .phases_report import ocr_section, tags_section
 from .plan import BASE
 from .stats import Summary, fmt
 from .vectors import FILTERS
@@ -87,6 +88,8 @@ TARGETS = [
            "~50 %, camera ~10 %) / unfiltered p50", "≤ 2×", False, 2, "×",
            _get("vectors", ("filtered", "worst_filtered_vs_unfiltered"), backend="edge+optimize",
                 n=1_000_000)),
+    Target("Text phase (OCR): pictures without text / with text, pictures/s (any profile)", "≥ 5×", True, 5,
+           "×", _get("ocr", ("vs_text", "no-text", "phase"))),
 ]
 
 
@@ -176,21 +179,23 @@ def _indexing(results: dict[str, Any]) -> list[str]:
             f"{r['photo_set']} ({p.get('width')}×{p.get('height')}, {p.get('mean_mb', 0):.2f} MB)",
             str(r["images"]), fmt(r["e2e_img_s"]), fmt(r["vectors_img_s"]), fmt(r["captions_img_s"]),
             fmt(r["baseline_img_s"]), fmt(r["vectors_vs_baseline"], 2), fmt(r["e2e_vs_baseline"], 2),
-            fmt(r["outside_phases_s"], 2),
-            fmt(r["clip_load_s"], 2) + " / " + fmt(r["captioner_load_s"], 2),
+            fmt(r.get("tags_img_s")) + " / " + fmt(r.get("text_img_s")), fmt(r["outside_phases_s"], 2),
+            " / ".join(fmt(r.get(k), 2) for k in ("clip_load_s", "captioner_load_s", "tagger_load_s")),
             fmt(r["peak_rss_vectors_mb"], 0) + " / " + fmt(r["peak_rss_mb"], 0),
             fmt(r["baseline_peak_rss_mb"], 0), f"{r['setup']['caption_words_mean']:.1f}",
         ])
     lines = ["## Indexing", "",
              "img/s through `imgsearch.indexer.index` (models loaded beforehand, load times in their own "
              f"column), into a fresh home per run, {_processes(results)}. End to end = the whole `index()` "
-             "call: CLIP phase, captions phase, and outside them scan, crash repair and naming the "
-             "captioner (\"s outside phases\"). Baseline = the harness's naive loop: full PIL decode, "
+             "call: CLIP phase, tags, captions phase, text phase (OCR; its reader's engine is made on its "
+             "first read, inside the phase), and outside them scan, crash repair and naming the captioner "
+             "(\"s outside phases\"). Baseline = the harness's naive loop: full PIL decode, "
              "open_clip's preprocessing, fp32 batches of 32, same model. Ratios are computed run by run "
              "(product run i / baseline run i, run side by side).", ""]
     lines += _table(["profile", "photos", "n", "end to end img/s", "CLIP phase img/s", "captions img/s",
-                     "baseline img/s", "CLIP phase / baseline", "end to end / baseline", "s outside phases",
-                     "load s (CLIP / BLIP)", "peak RSS MB (after CLIP phase / whole run)",
+                     "baseline img/s", "CLIP phase / baseline", "end to end / baseline",
+                     "tags / text phase img/s", "s outside phases", "load s (CLIP / BLIP / tag vocabulary)",
+                     "peak RSS MB (after CLIP phase / whole run)",
                      "baseline peak RSS MB", "caption words"], rows)
     if results["indexing"]:
         setup = results["indexing"][0]["setup"]
@@ -360,6 +365,6 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [f"- {e['section']} / {e['what']}: `{e['error'].splitlines()[-1]}`"
                   for e in results["errors"]]
         lines += [""]
-    for section in (_targets, _machine, _indexing, _queries, _vectors):
+    for section in (_targets, _machine, _indexing, _queries, ocr_section, tags_section, _vectors):
         lines += section(results)
     return "\n".join(lines)

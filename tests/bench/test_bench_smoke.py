@@ -40,7 +40,7 @@ def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) 
     assert results["photos"] and all(p["files"] == p["count"] and p["mean_mb"] > 0 for p in results["photos"])
     (row,) = results["indexing"]
     for key in ("e2e_img_s", "vectors_img_s", "captions_img_s", "baseline_img_s", "vectors_vs_baseline",
-                "peak_rss_mb", "baseline_peak_rss_mb"):
+                "peak_rss_mb", "baseline_peak_rss_mb", "tags_img_s", "text_img_s", "tagger_load_s"):
         assert _number(row[key]) > 0, key
 
     (queries,) = results["queries"]
@@ -54,6 +54,8 @@ def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) 
     assert {c["via"] for c in results["cli"]} == {"direct", "service"}
     for cli in results["cli"]:
         assert _number(cli["wall_s"]) > 0 and _number(cli["peak_rss_mb"]) > 0
+
+    _check_phases(results, md)
 
     backends = {(v["backend"], v["n"]) for v in results["vectors"]}
     assert {("numpy", 1000), ("edge", 1000), ("edge+optimize", 1000), ("qdrant-client", 200)} <= backends
@@ -92,6 +94,35 @@ def test_smoke_run_writes_reports_with_numbers_in_every_section(tmp_path: Path) 
         assert row in md, row
 
 
+def _check_phases(results: dict[str, Any], md: str) -> None:
+    """The text phase on each kind of picture (with text, the same clutter without, shapes) and the
+    tag phase's three costs, for the tiny vocabulary and the default profile's ~285 classes."""
+    (ocr,) = results["ocr"]
+    assert set(ocr["kinds"]) == {"text", "no-text", "shapes"}
+    for kind, k in ocr["kinds"].items():
+        assert k["pictures"] == k["files"] == 3, kind
+        for key in ("phase_pics_s", "reader_pics_s", "phase_ms", "reader_ms"):
+            assert _number(k[key]) > 0, (kind, key)
+    assert ocr["kinds"]["text"]["found"][0] >= 1  # the pictures with text do hold text
+    assert set(ocr["vs_text"]) == {"no-text", "shapes"}
+    for kind, r in ocr["vs_text"].items():
+        assert _number(r["phase"]) > 0 and _number(r["reader"]) > 0, kind
+    assert any(t["target"].startswith("Text phase (OCR)") for t in results["targets"])
+
+    tags = {(t["profile"], t["vocabulary"]): t for t in results["tags"]}
+    assert set(tags) == {("tiny", "own"), ("tiny", "default.txt")}
+    assert tags[("tiny", "own")]["classes"] < 200 <= tags[("tiny", "default.txt")]["classes"]
+    for t in tags.values():
+        assert t["pictures"] == 30 and t["vectors"] == 200 and t["dim"] > 0
+        for key in ("tagger_load_s", "tag_ms_per_1000", "phase_s_per_1000", "phase_stores_ms_per_1000"):
+            assert _number(t[key]) > 0, key
+
+    for heading in ("Words from pixels (text phase, OCR)", "Zero-shot tags"):
+        assert f"## {heading}" in md
+    assert "| without text (the same clutter, no words) / with text |" in md
+    assert "| tiny (bundled) | default.txt: " in md
+
+
 def _check_cutoff(queries: dict[str, Any]) -> None:
     """The cutoff's rows: its cost as a ratio to today's rerank of 20, the full-text index's
     overhead as a ratio, and how deep each rerank went, counted per query (no speed is judged)."""
@@ -121,10 +152,12 @@ def test_skipped_sections_are_not_run_and_the_report_says_so(tmp_path: Path) -> 
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSEARCH_")}
     env.update(HF_HUB_OFFLINE="1", IMGSEARCH_HOME=str(tmp_path / "home"))
-    proc = subprocess.run([sys.executable, "-m", "bench", str(out), "--smoke", "--skip", "vectors", "--skip", "queries"],
+    skip = ["vectors", "queries", "ocr", "tags"]
+    proc = subprocess.run([sys.executable, "-m", "bench", str(out), "--smoke", *(f"--skip={s}" for s in skip)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "bench.json").read_text())
-    assert results["plan"]["skip"] == ["vectors", "queries"]
-    assert len(results["indexing"]) == 1 and not results["queries"] and not results["cli"] and not results["vectors"]
-    assert "Not run this time (`--skip`): vectors, queries" in (out / "bench.md").read_text()
+    assert results["plan"]["skip"] == skip
+    assert len(results["indexing"]) == 1
+    assert not any(results[k] for k in ("queries", "cli", "vectors", "ocr", "tags"))
+    assert "Not run this time (`--skip`): vectors, queries, ocr, tags" in (out / "bench.md").read_text()
