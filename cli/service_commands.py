@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from .options import HomeOpt, ModelsOpt, settings
 from .output import out
 
 service_app = typer.Typer(help="Run `imgsearch watch` as a background service (systemd user unit).",
@@ -17,13 +18,7 @@ service_app = typer.Typer(help="Run `imgsearch watch` as a background service (s
 
 
 def _settings(home: Path | None, models: str | None) -> Any:
-    from imgsearch.settings import Settings
-
-    return Settings(**{k: v for k, v in (("home", home), ("models", models)) if v is not None})
-
-
-HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Data directory (env IMGSEARCH_HOME).")]
-ModelsOpt = Annotated[Optional[str], typer.Option("--models", help="Model profile (env IMGSEARCH_MODELS).")]
+    return settings(home, models, None)
 
 
 @service_app.command()

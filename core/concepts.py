@@ -46,7 +46,11 @@ class ConceptError(ConfigError):
 
 
 class UnknownConceptError(ConceptError):
-    """No concept of that name."""
+    """No concept of that name; the one message for it, wherever it is asked for."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no concept named {name!r} (imgsearch concept list shows them; "
+                         f"imgsearch concept add {name} PICTURE... teaches it)")
 
 
 def check_name(name: str) -> str:

@@ -171,10 +171,9 @@ class LocalIndex:
         from imgsearch.stores.concepts import ConceptStore
 
         stores = self._open_stores()
-        found = None if stores is None else ConceptStore(stores.catalog).get(check_name(name))
-        if found is None:
-            raise UnknownConceptError(f"no concept named {name!r} (imgsearch concept list shows them)")
-        return found
+        if stores is None:
+            raise UnknownConceptError(name)
+        return ConceptStore(stores.catalog).named(check_name(name))
 
     def concept_remove(self, name: str) -> None:
         from imgsearch.concepts import UnknownConceptError, check_name
@@ -182,7 +181,7 @@ class LocalIndex:
 
         stores = self._open_stores()
         if stores is None or not ConceptStore(stores.catalog).remove(check_name(name)):
-            raise UnknownConceptError(f"no concept named {name!r} (imgsearch concept list shows them)")
+            raise UnknownConceptError(name)
 
     def dupes(self, *, threshold: float | None = None, folders: Sequence[str] = (),
               progress: Progress | None = None) -> dict[str, Any]:

@@ -104,17 +104,10 @@ def _match(c: Candidate, itm: float) -> float:
 def _concepts(request: SearchRequest, stores: Stores) -> list[Concept]:
     if not request.concepts:
         return []
-    from imgsearch.concepts import UnknownConceptError
     from imgsearch.stores.concepts import ConceptStore
 
-    store, found = ConceptStore(stores.catalog), []
-    for name in dict.fromkeys(request.concepts):
-        concept = store.get(name)
-        if concept is None:
-            raise UnknownConceptError(f"no concept named {name!r} (imgsearch concept list shows them; "
-                                      f"imgsearch concept add {name} PICTURE... teaches it)")
-        found.append(concept)
-    return found
+    store = ConceptStore(stores.catalog)
+    return [store.named(name) for name in dict.fromkeys(request.concepts)]
 
 
 def _steer(vector: np.ndarray | None, concepts: list[Concept]) -> np.ndarray:
@@ -148,8 +141,9 @@ def _rank(request: SearchRequest, candidates: list[Candidate], scored: dict[int,
         coverage = c.coverage(words)
         s = scored.get(c.info.id)
         clip = c.clip if c.clip is not None else 0.0
-        likely = None if fit is None else float(np.prod(list(fit.get(c.info.id, {"": 0.0}).values())))
         concepts = None if fit is None else fit.get(c.info.id, {})
+        # no stored vector (a crash leftover): no chance of being the concept
+        likely = None if concepts is None else float(np.prod(list(concepts.values()) or [0.0]))
         if s is None:
             score = c.clip if c.clip is not None else c.text
             match = None

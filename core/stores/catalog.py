@@ -159,6 +159,13 @@ def _tags(stored: str | None) -> dict[str, float] | None:
     return None if stored is None else json.loads(stored)
 
 
+def _waiting(lacking: Any, limit: int, what: Any = FileRow) -> Any:
+    """Indexed, usable rows a later phase has still to do (`lacking` says what they lack), the
+    oldest first: what `needs_caption`, `needs_text`, `needs_tags` and `needs_backfill` ask."""
+    return (select(what).where(FileRow.has_vector, FileRow.error.is_(None), lacking)
+            .order_by(FileRow.id).limit(limit))
+
+
 def tags_json(tags: dict[str, float]) -> str:
     """How tags are stored: compact JSON, so `"label":` finds a label (`passing`)."""
     return json.dumps(tags, separators=(",", ":"), ensure_ascii=False)
@@ -293,23 +300,17 @@ class Catalog:
 
     def needs_caption(self, limit: int) -> list[FileInfo]:
         with self.session() as s:
-            q = (select(FileRow).where(FileRow.has_vector, FileRow.caption.is_(None), FileRow.error.is_(None))
-                 .order_by(FileRow.id).limit(limit))
-            return [_info(r) for r in s.scalars(q)]
+            return [_info(r) for r in s.scalars(_waiting(FileRow.caption.is_(None), limit))]
 
     def needs_text(self, limit: int) -> list[FileInfo]:
         """Indexed pictures whose text has not been read yet."""
         with self.session() as s:
-            q = (select(FileRow).where(FileRow.has_vector, FileRow.error.is_(None), FileRow.text_read.is_(False))
-                 .order_by(FileRow.id).limit(limit))
-            return [_info(r) for r in s.scalars(q)]
+            return [_info(r) for r in s.scalars(_waiting(FileRow.text_read.is_(False), limit))]
 
     def needs_tags(self, limit: int) -> list[int]:
         """Ids of indexed pictures not tagged yet (their vectors are in the vector store)."""
         with self.session() as s:
-            q = (select(FileRow.id).where(FileRow.has_vector, FileRow.error.is_(None), FileRow.tags.is_(None))
-                 .order_by(FileRow.id).limit(limit))
-            return list(s.scalars(q))
+            return list(s.scalars(_waiting(FileRow.tags.is_(None), limit, FileRow.id)))
 
     def set_tags(self, tags: dict[int, dict[str, float]]) -> None:
         if not tags:
@@ -348,9 +349,7 @@ class Catalog:
     def needs_backfill(self, limit: int) -> list[FileInfo]:
         """Indexed rows with no date yet: an index made before dates and cameras were kept."""
         with self.session() as s:
-            q = (select(FileRow).where(FileRow.has_vector, FileRow.error.is_(None), FileRow.date.is_(None))
-                 .order_by(FileRow.id).limit(limit))
-            return [_info(r) for r in s.scalars(q)]
+            return [_info(r) for r in s.scalars(_waiting(FileRow.date.is_(None), limit))]
 
     def cameras_like(self, text: str) -> list[str]:
         """The distinct cameras whose name contains `text`, ignoring case, sorted: what a

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
-from imgsearch.concepts import DEFAULT_C, Concept, ConceptExample
+from imgsearch.concepts import DEFAULT_C, Concept, ConceptExample, UnknownConceptError
 from imgsearch.stores.catalog import Catalog
 from imgsearch.stores.schema import ConceptRow, FileRow
 from sqlalchemy import delete, or_, select
@@ -39,6 +39,13 @@ class ConceptStore:
         with self.catalog.session() as s:
             row = s.get(ConceptRow, name)
             return _row_concept(row) if row is not None else None
+
+    def named(self, name: str) -> Concept:
+        """The concept of this name; UnknownConceptError when there is none."""
+        found = self.get(name)
+        if found is None:
+            raise UnknownConceptError(name)
+        return found
 
     def all(self) -> list[Concept]:
         """Every concept, by name."""

@@ -904,3 +904,15 @@ def test_pictures_teach_a_concept_in_the_large_view_and_the_menu_searches_by_it(
     shown = titles(page)
     assert shown and set(taught) & set(shown)
     page.locator("#terms .chip", has_text="yellowish").wait_for()
+
+
+def test_the_duplicates_view_lists_the_groups_or_says_there_are_none(page, service: Service) -> None:
+    page.goto("/")
+    page.locator("#open-dupes").click()
+    body = page.locator("#dupes .dupes-body")
+    body.locator("p", has_text=re.compile(r"among \d+ pictures")).wait_for()
+    found = json.load(urllib.request.urlopen(service.url + "/api/dupes", timeout=60))
+    assert f"among {found['pictures']} pictures" in body.text_content()
+    assert page.locator("#dupes .dupe-group").count() == len(found["groups"])
+    page.locator("#dupes .dupes-head button").click()
+    page.locator("#dupes").wait_for(state="hidden")

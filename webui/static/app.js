@@ -48,8 +48,9 @@ let facets = { roots: [], folders: [], cameras: [] };
 let lastVectors = null;       // the service's vector count at the last poll
 let baseVectors = null;       // … when the shown search ran: more means new pictures
 
-/** Element builder: props are DOM properties (or attributes), children are nodes or plain text. */
-function el(tag, props = {}, ...children) {
+/** Element builder: props are DOM properties (or attributes), children are nodes or plain text.
+ * The duplicates view (dupes.js) builds with it too. */
+export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (key === "class") node.className = value;

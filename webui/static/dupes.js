@@ -2,17 +2,7 @@
 // keep first, each other one with what it lacks, and buttons that copy the others' paths. It
 // deletes nothing. Kept apart from app.js: it only adds a button to the header and a dialog.
 
-/** An element with attributes (or properties) and children (strings become text). */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key in node) node[key] = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
+import { el } from "./app.js";  // the same module instance the page runs: nothing runs twice
 
 async function copyText(text, button) {
   const label = button.textContent;
