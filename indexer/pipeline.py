@@ -78,13 +78,16 @@ class _Run:
             return
         clip = self.models.clip
         vectors = clip.encode_pixels(torch.stack([d.pixels for d in self.batch]))
+        tags = self.models.tagger.tag(vectors)  # one matrix product: a picture is searchable by tag at once
         new = [_new_file(str(d.found.path), d.found.size, d.found.mtime_ns, d.sha256, d.width, d.height,
                          d.taken_at, d.camera) for d in self.batch]
         with self.stores.lock:  # a reader holding it sees the batch in both stores or in neither
             ids = self.stores.catalog.put_pending(new)
             self.stores.vectors.upsert(ids, vectors, [_payload(n) for n in new])
             self.stores.catalog.mark_vectors(ids)
+            self.stores.catalog.set_tags(dict(zip(ids, tags)))
         self.report.embedded += len(ids)
+        self.report.tagged += len(ids)
         self.progress.advance(len(ids))
         self.batch.clear()
 
@@ -168,6 +171,7 @@ def index(
     roots = normalise_roots(roots)
     report.repaired = repair(stores)
     report.backfilled = backfill(stores)
+    stores.catalog.adopt_tagger(models.tagger.id)  # before new tags are written with it
     found: list[FoundFile] = []
     for item in scan(roots):
         if isinstance(item, ScanProblem):
@@ -229,7 +233,7 @@ def index(
         stores.vectors.build_index()
         report.search_index_built = True
         progress.done()
-    report.tagged = tag_pending(stores, models.tagger, progress, cancel=cancel)
+    report.tagged += tag_pending(stores, models.tagger, progress, cancel=cancel)
     if captions:
         report.captioned = caption_pending(stores, models, workers, progress, cancel=cancel)
         progress.done()

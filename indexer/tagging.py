@@ -1,8 +1,8 @@
 """The tag phase: zero-shot tags (imgsearch.tags) for every picture not tagged yet, from the
-vectors already stored — no picture is read, one matrix product per batch. Runs after the vectors
-(before captions: it is cheap, and tags are searchable at once), and again whenever the vocabulary
-changes (the catalog then forgets every picture's tags). Resumable: a batch's tags are stored
-together, so a killed run tags the rest next time."""
+vectors already stored — no picture is read, one matrix product per batch. A picture embedded by
+an index run is tagged with its vectors (`pipeline`); this phase is for the rest: copies given a
+stored vector, a run killed between the two, and every picture when the vocabulary changes (the
+catalog then forgets their tags). Resumable: a batch's tags are stored together."""
 
 from __future__ import annotations
 

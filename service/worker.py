@@ -95,7 +95,7 @@ class Worker(threading.Thread):
         self._halt = threading.Event()
         self._captions_due = True
         self._texts_due = True
-        self._tags_due = False  # index runs tag what they index; this is for what a cancelled one left
+        self._tags_due = False  # index runs tag what they embed; this is for what one left
         self._last_scan = 0.0
         self._last_check = time.monotonic()
 
@@ -169,7 +169,9 @@ class Worker(threading.Thread):
         self.engine.activity.state = state
         if report.embedded or report.copied or report.moved:
             self._captions_due = self._texts_due = True
-        self._tags_due = report.cancelled  # the run tags what it can; the rest when nothing waits
+        # a batch is tagged with its vectors; what a run left (copies, a cancelled run) waits for
+        # a quiet moment
+        self._tags_due = bool(self.engine.stores.catalog.needs_tags(1))
         return report
 
     def _scan(self) -> None:
@@ -266,7 +268,10 @@ class Worker(threading.Thread):
 
 
     def _tag_some(self) -> bool:
-        """What an index run left untagged (it was cancelled, or the vocabulary changed)."""
+        """What an index run left untagged (copies, a cancelled run); nothing to do: no activity shown."""
+        if not self.engine.stores.catalog.needs_tags(1):
+            self._tags_due = False
+            return False
         self.engine.activity.state = "tags"
         done = tag_pending(self.engine.stores, self.engine.models.tagger, ActivityProgress(self.engine.activity),
                            limit=10 * BATCH, cancel=self._yield_captions)
