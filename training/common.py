@@ -33,12 +33,13 @@ def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
-def training_text(scene: Scene, rng: random.Random) -> str:
-    """A true sentence; for two objects, sometimes only one object's attributes (the attribute
-    queries users type match pictures with a second object too)."""
-    if len(scene.objects) == 2 and rng.random() < 0.25:
+def training_text(scene: Scene, rng: random.Random, one_object_share: float = 0.25, size_share: float = 0.3) -> str:
+    """A true sentence; for two objects, sometimes (`one_object_share`) only one object's
+    attributes (the attribute queries users type match pictures with a second object too), with
+    its size `size_share` of the time."""
+    if len(scene.objects) == 2 and rng.random() < one_object_share:
         o = rng.choice(scene.objects)
-        return f"a {o.size} {o.colour} {o.shape}" if rng.random() < 0.3 else f"a {o.colour} {o.shape}"
+        return f"a {o.size} {o.colour} {o.shape}" if rng.random() < size_share else f"a {o.colour} {o.shape}"
     return describe(scene, rng)
 
 

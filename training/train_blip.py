@@ -25,7 +25,9 @@ from transformers import (
     BlipConfig, BlipForConditionalGeneration, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor,
 )
 
-from imgsearch.shapes.world import Scene, canonical_caption, hard_negatives, matches
+from imgsearch.shapes.world import (
+    COLOURS, FLIPPED, RELATIONS, SHAPES, SIZES, Scene, canonical_caption, hard_negatives, matches, parse,
+)
 from training.common import (
     MEAN, STD, GroupBatches, cosine_lr, load_set, match_matrix, parse_all, to_tensor, training_text,
 )
@@ -53,7 +55,6 @@ def negative_text(scene: Scene, text: str, rng: random.Random, flip_share: float
     hard = hard_negatives(text)
     if hard:
         return hard[-1] if flip_share and rng.random() < flip_share else rng.choice(hard)  # the flip is last
-    from imgsearch.shapes.world import COLOURS, SHAPES
     for _ in range(20):
         words = text.split()
         i = next(k for k, w in enumerate(words) if w in COLOURS)
@@ -65,6 +66,41 @@ def negative_text(scene: Scene, text: str, rng: random.Random, flip_share: float
         if not matches(cand, scene):
             return cand
     return "a red star left of a blue circle" if not matches("a red star left of a blue circle", scene) else "a green square"
+
+
+def partial_negative(scene: Scene, text: str, rng: random.Random) -> str | None:
+    """A false sentence that is right about part of the picture, which the relevance cutoff must
+    reject by ITM's probability alone: for a relation, the other axis ("left of" for a pair
+    stacked "above") or one object's colour or shape changed; for one object's attributes on a
+    picture of two, one object's colour with the other's shape, the other size, or one attribute
+    changed. None when no such sentence turns up."""
+    q = parse(text)
+    for _ in range(20):
+        if q.relation is not None:
+            a, b, rel = dict(q.first), dict(q.second), q.relation
+            if rng.random() < 0.3:
+                rel = rng.choice([r for r in RELATIONS if r not in (rel, FLIPPED[rel])])
+            else:
+                o = rng.choice((a, b))
+                key, values = ("colour", COLOURS) if rng.random() < 0.5 else ("shape", SHAPES)
+                o[key] = rng.choice(values)
+            cand = f"a {a['colour']} {a['shape']} {rel} a {b['colour']} {b['shape']}"
+        else:
+            attrs = dict(q.first)
+            roll = rng.random()
+            if len(scene.objects) == 2 and roll < 0.4:
+                x, y = rng.sample(scene.objects, 2)
+                attrs = {"colour": x.colour, "shape": y.shape}
+            elif roll < 0.6:
+                attrs["size"] = rng.choice(SIZES)
+            else:
+                key, values = ("colour", COLOURS) if rng.random() < 0.5 else ("shape", SHAPES)
+                attrs[key] = rng.choice(values)
+            words = ["a"] + [attrs[k] for k in ("size", "colour", "shape") if k in attrs]
+            cand = " ".join(words) + (f" on a {q.background} background" if q.background else "")
+        if not matches(cand, scene):
+            return cand
+    return None
 
 
 def parse_args() -> argparse.Namespace:
@@ -108,6 +144,19 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--captioner-only", action="store_true",
                     help="train the captioner alone (LM loss, plus --dense-targets): its vision encoder is "
                          "no longer shared, so the ITM model is saved as it was loaded")
+    ap.add_argument("--itm-only", action="store_true",
+                    help="train the ITM model alone (ITC, ITM, --rank-weight) on its own ViT, kept frozen: "
+                         "the captioner is saved as it was loaded")
+    ap.add_argument("--vision-from-captioner", action="store_true",
+                    help="with --itm-only: the ITM model's ViT becomes a copy of the captioner's (trained "
+                         "longer, at a larger size: it tells shapes apart better); pictures at its size")
+    ap.add_argument("--partial-negatives", type=int, default=0,
+                    help="per picture, this many ITM negatives right about part of it (see partial_negative): "
+                         "teaches the match probability, which the relevance cutoff reads, to say no to them")
+    ap.add_argument("--one-object-share", type=float, default=0.25,
+                    help="share of two-object pictures whose training sentence names one object only")
+    ap.add_argument("--size-share", type=float, default=0.3,
+                    help="share of those one-object sentences that name the object's size too")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from saved folders (e.g. core/bundled/tiny): its captioner/ and itm/")
     return ap.parse_args()
@@ -125,10 +174,14 @@ def build_models(args: argparse.Namespace, config: BlipConfig) -> tuple[Any, Any
         from safetensors.torch import load_file
         captioner.vision_model.load_state_dict(load_file(str(args.init_vision)))
     size = config.vision_config.image_size
-    resize_vision(captioner, size)
+    if not args.itm_only:
+        resize_vision(captioner, size)
     if not args.captioner_only:
         resize_vision(itm, size)
-        itm.vision_model = captioner.vision_model
+        if not args.itm_only:
+            itm.vision_model = captioner.vision_model
+        elif args.vision_from_captioner:
+            itm.vision_model.load_state_dict(captioner.vision_model.state_dict())
     return captioner, itm
 
 
@@ -176,10 +229,11 @@ def itc_loss(itm: Any, enc: Any, image_embeds: torch.Tensor, temp: torch.Tensor,
 
 def itm_loss(itm: Any, tok: Any, args: argparse.Namespace, rng: random.Random, bs: list[Scene], texts: list[str],
              enc: Any, image_embeds: torch.Tensor, sim: torch.Tensor,
-             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Positives; per picture one negative mined from ITC similarity (half of them a text for the
     picture, half a picture for the text) and one crafted hard negative: two negatives a
-    positive, as in BLIP (three with --random-negatives). Returns loss, logits, labels."""
+    positive, as in BLIP (three with --random-negatives, more with --partial-negatives). Returns
+    loss, logits, labels and the share of partial negatives rejected."""
     n = len(bs)
     image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long)
     with torch.no_grad():
@@ -208,15 +262,32 @@ def itm_loss(itm: Any, tok: Any, args: argparse.Namespace, rng: random.Random, b
         img_states = torch.cat([img_states, image_embeds])
         atts = torch.cat([atts, image_atts])
         labels = torch.cat([labels, target[ar, rnd].long()])
+    partial = [(i, t) for _ in range(args.partial_negatives) for i, (s, text) in enumerate(zip(bs, texts))
+               if (t := partial_negative(s, text, rng)) is not None]
+    if partial:
+        more = tok([t for _, t in partial], padding=True, return_tensors="pt")
+        width = max(ids.shape[1], more.input_ids.shape[1])
+        rows = torch.tensor([i for i, _ in partial])
+        ids = torch.cat([_pad(ids, width, tok.pad_token_id), _pad(more.input_ids, width, tok.pad_token_id)])
+        mask = torch.cat([_pad(mask, width, 0), _pad(more.attention_mask, width, 0)])
+        img_states = torch.cat([img_states, image_embeds[rows]])
+        atts = torch.cat([atts, image_atts[rows]])
+        labels = torch.cat([labels, torch.zeros(len(partial), dtype=torch.long)])
     out = itm.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=img_states,
                            encoder_attention_mask=atts).last_hidden_state
     logits = itm.itm_head(out[:, 0])
     loss = F.cross_entropy(logits, labels, weight=torch.tensor([1.0, args.itm_pos_weight]))
-    return loss, logits, labels
+    tail = logits[len(logits) - len(partial):]
+    partial_rejected = float((tail.argmax(1) == 0).float().mean()) if partial else float("nan")
+    return loss, logits, labels, partial_rejected
 
 
-def rank_loss(itm: Any, tok: Any, bs: list[Scene], texts: list[str],
-              image_embeds: torch.Tensor) -> tuple[torch.Tensor, float] | None:
+def _pad(x: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    return F.pad(x, (0, width - x.shape[1]), value=value)
+
+
+def rank_loss(itm: Any, tok: Any, bs: list[Scene], texts: list[str], image_embeds: torch.Tensor,
+              partial: int = 0, rng: random.Random | None = None) -> tuple[torch.Tensor, float] | None:
     """Listwise ITM loss on each relation sentence against its own hard negatives, for the same
     picture: softmax over (match - no-match) logits, the true sentence the target. Reranking asks
     exactly this of ITM (which of these near-identical sentences fits the picture); with one
@@ -225,6 +296,8 @@ def rank_loss(itm: Any, tok: Any, bs: list[Scene], texts: list[str],
     groups, owners = [], []
     for i, (scene, text) in enumerate(zip(bs, texts)):
         negatives = [t for t in hard_negatives(text) if not matches(t, scene)]
+        if negatives and partial and rng is not None:
+            negatives += [t for _ in range(partial) if (t := partial_negative(scene, text, rng)) is not None]
         if negatives:
             groups.append([text] + negatives)
             owners.append(i)
@@ -269,9 +342,13 @@ def main() -> None:
         from training.pretrain_vit import DenseTargets
         dense = DenseTargets(config.vision_config.hidden_size, size // args.patch, args.positions, args.axis)
         extra += list(dense.heads.parameters())
-    trained = [*captioner.parameters()]
-    if not args.captioner_only:
-        trained += [*itm.parameters(), temp]
+    if args.itm_only:  # the ViT frozen: what it learnt of positions and binding stays as it is
+        itm.vision_model.requires_grad_(False)
+        trained = [p for p in itm.parameters() if p.requires_grad] + [temp]
+    else:
+        trained = [*captioner.parameters()]
+        if not args.captioner_only:
+            trained += [*itm.parameters(), temp]
     params = list({id(p): p for p in [*trained, *extra]}.values())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     batches = iter(GroupBatches(groups, args.batch, args.seed + 1))
@@ -287,18 +364,24 @@ def main() -> None:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, args.steps, args.lr, 300)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            image_embeds = captioner.vision_model(pixel_values=images).last_hidden_state
-            loss = lm = lm_loss(captioner, tok, image_embeds, bs)
+            if args.itm_only:
+                with torch.no_grad():
+                    image_embeds = itm.vision_model(pixel_values=images).last_hidden_state
+                loss = lm = torch.zeros(())
+            else:
+                image_embeds = captioner.vision_model(pixel_values=images).last_hidden_state
+                loss = lm = lm_loss(captioner, tok, image_embeds, bs)
             ranked = None
             if not args.captioner_only:
-                texts = [training_text(s, rng) for s in bs]
+                texts = [training_text(s, rng, args.one_object_share, args.size_share) for s in bs]
                 enc = tok(texts, padding=True, return_tensors="pt")
                 target = match_matrix(bs, parse_all(texts))
                 itc, sim = itc_loss(itm, enc, image_embeds, temp, target)
-                itm_l, logits, itm_labels = itm_loss(itm, tok, args, rng, bs, texts, enc, image_embeds, sim,
+                itm_l, logits, itm_labels, partial_rej = itm_loss(itm, tok, args, rng, bs, texts, enc, image_embeds, sim,
                                                      target)
                 loss = loss + itc + itm_l
-                ranked = rank_loss(itm, tok, bs, texts, image_embeds) if args.rank_weight > 0 else None
+                ranked = (rank_loss(itm, tok, bs, texts, image_embeds, args.partial_negatives, rng)
+                          if args.rank_weight > 0 else None)
                 if ranked is not None:
                     loss = loss + args.rank_weight * ranked[0]
             if teacher is not None:
@@ -319,7 +402,8 @@ def main() -> None:
                 parts += [f"itc {itc.item():.3f}", f"itm {itm_l.item():.3f}",
                           f"itm_acc {(logits.argmax(1) == itm_labels).float().mean().item():.3f}",
                           f"pos_acc {(logits[:n].argmax(1) == 1).float().mean().item():.3f}",
-                          f"hardneg_rej {(logits[2 * n:3 * n].argmax(1) == 0).float().mean().item():.3f}"]
+                          f"hardneg_rej {(logits[2 * n:3 * n].argmax(1) == 0).float().mean().item():.3f}",
+                          f"partial_rej {partial_rej:.3f}"]
             if dense is not None:
                 parts += [f"{k} {v:.3f}" for k, v in dense_figures.items() if k != "patch_shape_acc"]
             if ranked is not None:

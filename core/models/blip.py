@@ -66,19 +66,26 @@ class ItmScorer:
 
     @torch.inference_mode()
     def score(self, text: str, states: torch.Tensor) -> tuple[list[float], list[float]]:
-        """Match probability (ITM head) and ITC cosine of one text against N pictures' states."""
+        """Match probability (ITM head) and ITC cosine of one text against N pictures' states. A
+        text holding a word the tokenizer does not know (its unknown token) matches nothing: the
+        head never learnt what such a word means, so its probability is no evidence (the small
+        bundled models know only their world's words; a real BLIP's WordPiece splits any word)."""
         states = states.to(self.runtime.device, self.runtime.dtype)
         n = states.shape[0]
         longest = int(self.model.config.text_config.max_position_embeddings)
-        enc = self.processor.tokenizer([text], return_tensors="pt", truncation=True, max_length=min(64, longest))
+        tokenizer = self.processor.tokenizer
+        enc = tokenizer([text], return_tensors="pt", truncation=True, max_length=min(64, longest))
         ids = enc.input_ids.to(self.runtime.device)
         mask = enc.attention_mask.to(self.runtime.device)
-        atts = torch.ones(states.shape[:2], dtype=torch.long, device=self.runtime.device)
-        cross = self.model.text_encoder(
-            input_ids=ids.expand(n, -1), attention_mask=mask.expand(n, -1),
-            encoder_hidden_states=states, encoder_attention_mask=atts,
-        ).last_hidden_state
-        match = F.softmax(self.model.itm_head(cross[:, 0]).float(), dim=-1)[:, 1]
+        if tokenizer.unk_token_id is not None and bool((enc.input_ids == tokenizer.unk_token_id).any()):
+            match = torch.zeros(n)
+        else:
+            atts = torch.ones(states.shape[:2], dtype=torch.long, device=self.runtime.device)
+            cross = self.model.text_encoder(
+                input_ids=ids.expand(n, -1), attention_mask=mask.expand(n, -1),
+                encoder_hidden_states=states, encoder_attention_mask=atts,
+            ).last_hidden_state
+            match = F.softmax(self.model.itm_head(cross[:, 0]).float(), dim=-1)[:, 1]
         text_only = self.model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         text_feat = F.normalize(self.model.text_proj(text_only[:, 0]).float(), dim=-1)
         image_feat = F.normalize(self.model.vision_proj(states[:, 0]).float(), dim=-1)

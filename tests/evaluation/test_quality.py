@@ -15,21 +15,24 @@ from imgsearch.settings import Settings
 
 # Set just under what the shipped models reach on this exact collection (N, SEED, rerank_k 20,
 # default fusion, fp32 on CPU) so that a regression in preprocessing, normalisation, fusion or
-# loading fails here. Measured with the shipped weights: attribute CLIP MRR 1.000, relation
-# CLIP+ITM MRR 0.936, relation gain +0.191, captions 0.938 (core/bundled/tiny/MODEL_CARD.md).
+# loading fails here. Measured with the shipped weights (ITM of stage 9): attribute CLIP MRR 1.000,
+# relation CLIP+ITM MRR 0.981, relation gain +0.236, captions 0.938 (core/bundled/tiny/MODEL_CARD.md).
 FLOORS = {
     "attribute_clip_mrr": 0.95,
-    "relation_rerank_mrr": 0.90,
-    "relation_rerank_gain": 0.15,
+    "relation_rerank_mrr": 0.95,
+    "relation_rerank_gain": 0.20,
     "captions_right": 0.90,
     # Hybrid retrieval and the default cutoff (min_match 0.5), measured on this collection:
-    # relation MRR hybrid - vector +0.019; cutoff precision / recall attribute 0.924 / 0.814,
-    # relation 0.575 / 0.923; nonsense empty 4 of 5; named folders and file first 6 of 6.
-    "hybrid_relation_change": 0.0,
-    "cutoff_attribute_precision": 0.88,
-    "cutoff_attribute_recall": 0.77,
-    "cutoff_relation_precision": 0.50,
-    "cutoff_relation_recall": 0.85,
+    # relation MRR hybrid - vector 0.000 (equal); cutoff precision / recall attribute 0.933 / 0.925,
+    # relation 0.902 / 0.846; nonsense empty 5 of 5 (each holds a word the tiny tokenizer lacks: the
+    # unknown-word rule, model card); named folders and file first 6 of 6. Hybrid may not drop below
+    # vector by more than one of the 26 relation queries moving its true picture from first place to
+    # second (0.019): the two are equal here, and another CPU's rounding can reorder a near tie.
+    "hybrid_relation_change": -0.02,
+    "cutoff_attribute_precision": 0.90,
+    "cutoff_attribute_recall": 0.90,
+    "cutoff_relation_precision": 0.86,
+    "cutoff_relation_recall": 0.80,
     "nonsense_empty": 4,
     "names_first": 1.0,
 }
