@@ -829,7 +829,15 @@ function note(...parts) {
 }
 
 /** The large view has its own history entry, so a phone's Back button closes it. */
+/** Set while the Back that closing the large view asked for has not happened yet: opening it again
+ * before then would take over the entry that Back is about to leave, and be closed by it. */
+let backPending = null;
+
 function openViewer(index, push = true) {
+  if (backPending && !viewer.open) {
+    backPending.then(() => openViewer(index, push));
+    return;
+  }
   const hit = hits[index];
   if (!hit) return;
   currentIndex = index;
@@ -909,7 +917,14 @@ viewer.addEventListener("keydown", (event) => {
 });
 viewer.addEventListener("close", () => {
   $("viewer-img").removeAttribute("src");
-  if (history.state?.viewer != null) history.back();  // leave the large view's own entry
+  if (history.state?.viewer != null) {  // leave the large view's own entry
+    backPending = new Promise((resolve) => {
+      const settle = () => { backPending = null; window.removeEventListener("popstate", settle); resolve(); };
+      window.addEventListener("popstate", settle);
+      setTimeout(settle, 1000);  // a Back the browser dropped must not block the view for good
+    });
+    history.back();
+  }
   grid.querySelector(`[data-index="${currentIndex}"]`)?.focus();
 });
 viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });  // backdrop
