@@ -1,5 +1,6 @@
-"""`python -m bench OUT_DIR [--smoke] [--runs N]`: run every benchmark of the issue "Benchmarks
-and speed" and write OUT_DIR/bench.md and OUT_DIR/bench.json.
+"""`python -m bench OUT_DIR [--smoke] [--runs N] [--peers rclip]`: run every benchmark of the issue
+"Benchmarks and speed" and write OUT_DIR/bench.md and OUT_DIR/bench.json; `--peers rclip` also runs
+rclip beside imgsearch on the same pictures and reports ratios (bench/peers.py).
 
 Run it from the repository root (the harness is not installed with the product). Photos and the
 random base-size weights are cached in OUT_DIR, so a second run only measures. A configuration
@@ -24,6 +25,7 @@ from .child import IsolatedRunner, Runner, SharedRunner
 from .indexing import measure_indexing
 from .machine import machine_facts
 from .ocr import measure_ocr
+from .peers import PEER_NAMES, PeerPlan, measure_side_by_side, peer_plan, summarize_side_by_side
 from .photos import ensure_photos, photo_facts
 from .pictures import ensure_shapes, ensure_text_pictures, picture_facts
 from .plan import BASE, DEFAULT_VOCABULARY, SECTIONS, TINY, PhasePlan, Plan, full_plan, smoke_plan
@@ -37,8 +39,9 @@ from .weights import ensure_base_weights
 class Bench:
     """One harness run: the plan, the results gathered so far, and where they are written."""
 
-    def __init__(self, out: Path, plan: Plan, command: str) -> None:
+    def __init__(self, out: Path, plan: Plan, command: str, peers: PeerPlan | None = None) -> None:
         self.out, self.plan, self.t0 = out, plan, time.perf_counter()
+        self.peers = peers
         self.results: dict[str, Any] = {
             "meta": {"mode": plan.mode, "command": command, "out_dir": str(out), "duration_s": 0.0,
                      "started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
@@ -112,9 +115,28 @@ class Bench:
                 self.results["vectors"] += rows
                 self.results["errors"] += errors
             self.save()
+        if self.peers is not None:
+            self._side_by_side(runner, self.peers)
         self.log(f"wrote {out / 'bench.md'} and {out / 'bench.json'}")
         return 1 if self.results["errors"] else 0
 
+
+    def _side_by_side(self, runner: Runner, peers: PeerPlan) -> None:
+        """rclip beside imgsearch's `default` profile (the tiny one in smoke mode): bench/peers.py."""
+        if peers.smoke:
+            profile, settings = TINY, {"models": "tiny"}
+        else:
+            profile = BASE
+            settings = self.guarded("weights", "random base-size weights",
+                                    lambda: ensure_base_weights(self.out / "weights", runner))
+        if settings is None:
+            return
+        raw = self.guarded("peers", "rclip side by side", lambda: measure_side_by_side(
+            peers, profile, settings, self.out, runner, self.log))
+        if raw is not None:
+            (self.out / "peers-raw.json").write_text(json.dumps(raw, indent=1))
+            self.results["side_by_side"] = self.guarded("peers", "ratios", lambda: summarize_side_by_side(raw))
+        self.save()
 
     def _profiles(self, runner: Runner) -> dict[str, dict[str, str]]:
         """Settings of every profile a section that runs needs (base-size weights built once)."""
@@ -211,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
                              "(a shared cone, 2,000 topics: what recall means for photos)")
     parser.add_argument("--vector-sizes", type=lambda v: tuple(int(x) for x in v.split(",")), default=None,
                         help="comma-separated point counts instead of the plan's, e.g. 1000000")
+    parser.add_argument("--peers", choices=PEER_NAMES, action="append", default=[],
+                        help="also run this peer beside imgsearch on the same pictures and report ratios "
+                             "(rclip: set up by ../shared/peers/rclip/setup.sh under RCLIP_PEER_ROOT); "
+                             "add --skip indexing --skip vectors --skip ocr --skip tags for that comparison alone")
+    parser.add_argument("--peer-photos", type=lambda v: tuple(int(x) for x in v.split(",")), default=None,
+                        metavar="N640,N12MP", help="photos in the peer comparison's two sets (default 200,40)")
+    parser.add_argument("--peer-runs", type=int, default=None, help="rounds of the peer comparison (default 3)")
     args = parser.parse_args(argv)
     plan = smoke_plan(args.runs or 1) if args.smoke else full_plan(args.runs or 3)
     plan = replace(plan, skip=tuple(args.skip), vector_kind=args.vectors,
@@ -218,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out_dir.expanduser().absolute()
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    return Bench(out, plan, command).run()
+    peers = peer_plan(args.smoke, args.peer_runs, args.peer_photos) if args.peers else None
+    return Bench(out, plan, command, peers).run()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -45,6 +45,9 @@ TASKS: dict[str, str] = {
     "dupes-all-pairs": "bench.dupes:all_pairs_task",
     "ocr": "bench.ocr:ocr_task",
     "tags": "bench.tagging:tags_task",
+    "peer-gemm": "bench.peers:gemm_task",
+    "peer-clip-phase": "bench.peers:clip_phase_task",
+    "peer-warm-query": "bench.peers:warm_query_task",
 }
 
 
@@ -61,6 +64,35 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OPENBLAS_NUM_THREADS": "1"})
     env.update(extra or {})
     return env
+
+
+def timed(cmd: Sequence[str], env: Mapping[str, str], cwd: Path | None = None,
+          timeout: float | None = 3600) -> dict[str, Any]:
+    """Wall time, CPU time and peak RSS of one process (wait4: that child's own rusage), and its
+    stdout; a failure raises with the end of its stderr."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), env=dict(env), cwd=cwd, stdout=out, stderr=err)
+        deadline = None if timeout is None else t + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.01)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read()
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, cmd[:4]))}... exited with {proc.returncode}: "
+                               f"{err.read()[-2000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024.0,
+            "stdout": stdout}
 
 
 def load_timed(models: Any, *parts: str) -> dict[str, float]:

@@ -21,13 +21,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from statistics import median
 from typing import Any
 
-from .child import child_env
+from .child import child_env, timed
+from .peers import rclip_root
 
 TEXT = "a red circle"
 PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "rclip"
@@ -36,19 +35,6 @@ PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "rclip
 def imgsearch_cmd(home: Path, profile: str, text: str, *, importtime: bool = False) -> list[str]:
     return [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "imgsearch.cli.app", "query",
             "--no-rerank", text, "--models", profile, "--home", str(home), "--json"]
-
-
-def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> dict[str, float]:
-    """Wall time and peak RSS of one process (wait4: that child's own rusage)."""
-    with tempfile.TemporaryFile("w+") as err:
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            raise RuntimeError(f"{cmd[:4]}... failed: {err.read()[-2000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024.0}
 
 
 def imgsearch_env(weights: Path | None) -> dict[str, str]:
@@ -113,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pictures", type=Path, help="pictures to index (default: `imgsearch example` ones)")
     ap.add_argument("--weights", type=Path, help="random base-size weights (bench/weights.py) for `default`")
     ap.add_argument("--rclip-root", type=Path,
-                    default=Path(os.environ.get("RCLIP_PEER_ROOT", "~/.cache/imgsearch-peers/rclip")).expanduser())
+                    default=rclip_root())
     ap.add_argument("--fresh", action="store_true", help="remove OUT_DIR/home first (a new index)")
     args = ap.parse_args(argv)
     out = args.out.absolute()

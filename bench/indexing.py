@@ -46,11 +46,9 @@ class PhaseClock:
 def torch_facts() -> dict[str, Any]:
     import torch
 
-    try:
-        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        bf16 = False
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "bf16_fast": bf16}
+    from imgsearch.models.runtime import cpu_has_fast_bf16
+
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "bf16_fast": cpu_has_fast_bf16()}
 
 
 def product_task(args: dict[str, Any]) -> dict[str, Any]:

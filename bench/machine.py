@@ -13,7 +13,7 @@ PACKAGES = ("imgsearch", "torch", "torchvision", "open_clip_torch", "transformer
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
 
 
-def _cpuinfo() -> tuple[str, set[str], int]:
+def cpuinfo() -> tuple[str, set[str], int]:
     """CPU model name, feature flags and physical core count from /proc/cpuinfo."""
     model, flags, cores = platform.processor() or "unknown", set(), set()
     phys = core = ""
@@ -49,7 +49,7 @@ def _mem_gb() -> float | None:
 
 def machine_facts() -> dict[str, Any]:
     """Everything but torch's own answers (those come from a measuring child, see `torch_facts`)."""
-    model, flags, physical = _cpuinfo()
+    model, flags, physical = cpuinfo()
     versions = {}
     for name in PACKAGES:
         try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from imgsearch.settings import Settings
 
+from .peers import side_by_side_section
 from .phases_report import ocr_section, tags_section
 from .plan import BASE
 from .stats import Summary, fmt
@@ -133,7 +134,7 @@ def _machine(results: dict[str, Any]) -> list[str]:
         "## Machine", "",
         f"- CPU: {m['cpu']}; {m['logical_cpus']} logical CPUs ({m['usable_cpus']} usable, "
         f"{m['physical_cores'] or '?'} physical cores); {m['memory_gb'] or 0:.0f} GB RAM",
-        f"- bf16 fast (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`): "
+        f"- bf16 fast (bf16 instructions and a bf16 product measured faster: `cpu_has_fast_bf16()`): "
         f"{'unknown' if bf16 is None else ('yes' if bf16 else 'no')}; CPU bf16 flags: "
         f"{', '.join(m['cpu_bf16_flags']) or 'none'}; product runtime: {torch.get('runtime', '?')}; "
         f"torch threads: {torch.get('threads', '?')}",
@@ -365,6 +366,6 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [f"- {e['section']} / {e['what']}: `{e['error'].splitlines()[-1]}`"
                   for e in results["errors"]]
         lines += [""]
-    for section in (_targets, _machine, _indexing, _queries, ocr_section, tags_section, _vectors):
+    for section in (_targets, side_by_side_section, _machine, _indexing, _queries, ocr_section, tags_section, _vectors):
         lines += section(results)
     return "\n".join(lines)

@@ -37,6 +37,11 @@ def index(
     no_captions: Annotated[bool, typer.Option("--no-captions", help="Only CLIP vectors; skip BLIP captions.")] = False,
     no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read the text in pictures (env IMGSEARCH_OCR=0).")] = False,
     precompute_rerank: Annotated[bool, typer.Option("--precompute-rerank", help="Also fill the ITM rerank cache.")] = False,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help=(
+        "Embed on a Ray cluster (its head's host:port; auto: start one on this machine). Every node "
+        "must read PATHS at the same path (a shared mount). Needs the scale extra (Ray)."))] = None,
+    ray_workers: Annotated[Optional[int], typer.Option("--ray-workers", min=1, help=(
+        "Model actors on the cluster (default: one per GPU, else one per IMGSEARCH_RAY_WORKER_CPUS cores)."))] = None,
     home: HomeOpt = None,
     models: ModelsOpt = None,
     qdrant_url: QdrantOpt = None,
@@ -44,8 +49,16 @@ def index(
 ) -> None:
     """Scan folders and bring the index in step: new, changed, moved and deleted images."""
     settings = _settings(home, models, qdrant_url)
+    if ray_workers is not None:
+        settings = settings.model_copy(update={"ray_workers": ray_workers})
 
     def run() -> Any:
+        if ray is not None:  # this process writes; the CLIP phase runs on the cluster
+            from imgsearch.indexer.distributed import run_ray_index
+
+            with progress_bar(enabled=not as_json) as progress:
+                return run_ray_index(settings, paths, ray, captions=not no_captions, texts=not no_ocr,
+                                     precompute_rerank=precompute_rerank, progress=progress).as_json()
         with _open(settings) as idx, progress_bar(enabled=not as_json) as progress:
             return idx.index(paths, captions=not no_captions, texts=not no_ocr, precompute_rerank=precompute_rerank,
                              progress=progress)
@@ -152,6 +165,9 @@ def watch(
     polling: Annotated[bool, typer.Option("--polling", help="Poll for changes instead of inotify (network mounts).")] = False,
     no_captions: Annotated[bool, typer.Option("--no-captions", help="Only CLIP vectors; skip BLIP captions.")] = False,
     no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read the text in pictures.")] = False,
+    query_only: Annotated[bool, typer.Option("--query-only", help=(
+        "Only answer queries, from stores another process writes (a Qdrant server: --qdrant-url; the "
+        "catalog: IMGSEARCH_CATALOG_URL): no writer lock, no watching, no indexing. Several may run."))] = False,
     home: HomeOpt = None,
     models: ModelsOpt = None,
     qdrant_url: QdrantOpt = None,
@@ -171,7 +187,7 @@ def watch(
         from imgsearch.service.run import run_service
 
         run_service(settings, paths or [], captions=not no_captions, echo=lambda m: err.print(m, highlight=False),
-                    stop=_STOP)
+                    stop=_STOP, query_only=query_only)
 
     _guarded(run)
 

@@ -175,6 +175,10 @@ def print_status(status_json: dict[str, Any], as_json: bool) -> None:
         ("pending captions", str(status.pending_captions)), ("skipped", str(status.skipped)),
         ("catalog", status.catalog), ("vector store", status.vector_store),
     ] + [(k, v) for k, v in status.models.items()]
+    if status_json.get("image_runtime"):
+        from imgsearch.models.onnx_image import describe
+
+        rows.append(("image runtime", describe(status_json["image_runtime"])))
     for k, v in rows:
         out.print(f"{k:>17}: {v}", highlight=False)
     activity = status_json.get("activity")

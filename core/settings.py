@@ -34,9 +34,21 @@ class Settings(BaseSettings):
     qdrant_on_disk: bool = False
     qdrant_quantization: Literal["none", "int8"] = "none"
     catalog_url: str | None = None  # e.g. postgresql+psycopg://user:password@host/imgsearch (extra `scale`)
+    # `index --ray`: how many model actors embed on the cluster (None: one per GPU when it has
+    # GPUs, else one per `ray_worker_cpus` cores of each node) and the cores each one gets.
+    ray_workers: int | None = Field(default=None, ge=1)
+    ray_worker_cpus: float = Field(default=1.0, gt=0)
 
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    # What runs CLIP's image tower (indexing, picture queries): auto | torch | onnx | onnx-int8.
+    # auto: an ONNX Runtime variant admitted by its check against torch fp32 where torch runs fp32
+    # (no fast bf16), else torch (`imgsearch.models.image_export`); `imgsearch status` says which.
+    image_runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
+    # auto builds that export (a minute or so once per model, ViT-B-32) only for a run with at
+    # least this many pictures to embed, where it pays back; smaller runs and picture queries use
+    # an export that exists, else torch.
+    image_export_min_pictures: int = Field(default=500, ge=0)
     batch_size: int = 32
     caption_batch_size: int = 16
     decode_workers: int = Field(default_factory=lambda: max(1, min(8, os.cpu_count() or 1)))

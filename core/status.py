@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from imgsearch.errors import StoreLockedError
+from imgsearch.models.onnx_image import image_runtime_status
 from imgsearch.models.profiles import resolve_profile
 from imgsearch.private import make_private
 from imgsearch.settings import Settings
@@ -28,6 +29,9 @@ class Status:
     vector_store: str
     models: dict[str, str]
     note: str | None = None
+    # What embeds pictures (CLIP's image tower: torch, onnx, onnx-int8) and why, with each ONNX
+    # variant's admission figures (`onnx_image.image_runtime_status`)
+    image_runtime: dict[str, object] | None = None
 
     def as_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -80,4 +84,5 @@ def _status(
         tagged=counts.tagged,
         skipped_files=skipped, catalog=catalog.location, vector_store=where,
         models={k: v for k, v in meta.items() if k != "vector_dim"}, note=note,
+        image_runtime=image_runtime_status(settings.index_dir, settings.image_runtime),
     )

@@ -228,7 +228,15 @@ def _columns(section: Section) -> dict[str, list[int]]:
 
 
 def _encode(clip: Any, prompts: Sequence[str], batch: int = 256) -> np.ndarray:
-    return np.concatenate([clip.encode_texts(list(prompts[i:i + batch])) for i in range(0, len(prompts), batch)])
+    """The prompts' vectors, in their order, computed in batches of prompts of like length: a
+    batch runs to its longest prompt (`encode_text_up_to_end`), so in vocabulary order a quarter
+    of the default vocabulary's positions were padding."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    vectors = np.concatenate([clip.encode_texts([prompts[i] for i in order[start:start + batch]])
+                              for start in range(0, len(order), batch)])
+    out = np.empty_like(vectors)
+    out[order] = vectors
+    return out
 
 
 __all__ = ["PHOTO_TEMPLATES", "Section", "TagClass", "Tagger", "Vocabulary", "VocabularyError", "load_vocabulary",

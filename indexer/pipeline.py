@@ -26,7 +26,7 @@ from imgsearch.dates import epoch, picture_date
 from imgsearch.models import Models
 from imgsearch.progress import NoProgress, Progress
 from imgsearch.stores import Stores
-from imgsearch.stores.catalog import KnownFile, NewFile
+from imgsearch.stores.catalog import FileInfo, KnownFile, NewFile
 from imgsearch.stores.vectors import point_payload
 
 from .backfill import backfill
@@ -67,20 +67,29 @@ def normalise_roots(roots: Sequence[Path]) -> list[Path]:
     return [Path(os.path.abspath(os.path.expanduser(r))) for r in roots]
 
 
-class _Run:
-    def __init__(self, stores: Stores, models: Models, progress: Progress, report: IndexReport) -> None:
+class IndexRun:
+    """One index run's state and its writes, shared by every vectors phase (`local_vectors` here,
+    the Ray cluster's in `distributed`): whoever computes the vectors, they are stored one way."""
+
+    def __init__(self, stores: Stores, models: Models, progress: Progress, report: IndexReport,
+                 roots: list[Path], known: dict[str, KnownFile], gone_by_sha: dict[str, KnownFile],
+                 reusable: dict[str, FileInfo], cancelled: Callable[[], bool]) -> None:
         self.stores, self.models, self.progress, self.report = stores, models, progress, report
-        self.batch: list[Decoded] = []
+        self.roots, self.known, self.gone_by_sha, self.reusable = roots, known, gone_by_sha, reusable
+        self.cancelled = cancelled
         self.moved_ids: set[int] = set()
 
-    def embed_batch(self) -> None:
-        if not self.batch:
+    def embed(self, batch: Sequence[Decoded]) -> np.ndarray:
+        """The CLIP vectors of decoded pictures, on this machine."""
+        return self.models.clip.encode_pixels(torch.stack([d.pixels for d in batch]))
+
+    def store(self, batch: Sequence[Decoded], vectors: np.ndarray) -> None:
+        """Write new pictures with their vectors (one row of `vectors` each) and tags."""
+        if not batch:
             return
-        clip = self.models.clip
-        vectors = clip.encode_pixels(torch.stack([d.pixels for d in self.batch]))
         tags = self.models.tagger.tag(vectors)  # one matrix product: a picture is searchable by tag at once
         new = [_new_file(str(d.found.path), d.found.size, d.found.mtime_ns, d.sha256, d.width, d.height,
-                         d.taken_at, d.camera) for d in self.batch]
+                         d.taken_at, d.camera) for d in batch]
         with self.stores.lock:  # a reader holding it sees the batch in both stores or in neither
             ids = self.stores.catalog.put_pending(new)
             self.stores.vectors.upsert(ids, vectors, [_payload(n) for n in new])
@@ -89,7 +98,6 @@ class _Run:
         self.report.embedded += len(ids)
         self.report.tagged += len(ids)
         self.progress.advance(len(ids))
-        self.batch.clear()
 
     def skip(self, outcome: Failed) -> None:
         f = outcome.found
@@ -101,17 +109,17 @@ class _Run:
         self.report.skipped.append((str(f.path), outcome.reason))
         self.progress.advance()
 
-    def reuse(self, outcome: Reused, known: dict[str, KnownFile], gone_by_sha: dict[str, KnownFile]) -> bool:
+    def reuse(self, outcome: Reused) -> bool:
         """Give a file whose content is already indexed its stored vector. False when the stored
         vector could not be found (then the caller embeds it)."""
         f, sha, catalog = outcome.found, outcome.sha256, self.stores.catalog
         path = str(f.path)
-        prev = known.get(path)
+        prev = self.known.get(path)
         if prev is not None and prev.sha256 == sha and prev.has_vector:
             self.relocate(prev.id, outcome)  # touched, same content: a file date follows the mtime
             self.report.unchanged += 1
-        elif prev is None and sha in gone_by_sha:
-            src = gone_by_sha.pop(sha)
+        elif prev is None and sha in self.gone_by_sha:
+            src = self.gone_by_sha.pop(sha)
             self.relocate(src.id, outcome)
             self.moved_ids.add(src.id)
             self.report.moved += 1
@@ -153,6 +161,33 @@ def _payload(f: NewFile) -> dict[str, Any]:
     return point_payload(f.path, f.sha256, None if f.date is None else epoch(f.date), f.camera)
 
 
+VectorsPhase = Callable[[IndexRun, list[FoundFile]], None]
+"""Gives each file of `work` its vector, a reused one or a skip, through the run's methods; has
+stored all it computed when it returns, and stops early when `run.cancelled()` says so."""
+
+
+def local_vectors(run: IndexRun, work: list[FoundFile]) -> None:
+    """The vectors phase on this machine: `decode_workers` threads decode, CLIP embeds in batches."""
+    clip, settings = run.models.clip, run.models.settings
+    batch: list[Decoded] = []
+    for outcome in read_all(work, clip.image_size, clip.preprocess, run.reusable, settings.decode_workers):
+        if isinstance(outcome, Reused):
+            if run.reuse(outcome):
+                continue
+            outcome = next(read_all([outcome.found], clip.image_size, clip.preprocess, {}, 1))
+        if isinstance(outcome, Failed):
+            run.skip(outcome)
+        else:
+            batch.append(outcome)
+            if len(batch) >= settings.batch_size:
+                run.store(batch, run.embed(batch))
+                batch = []
+                if run.cancelled():
+                    break
+    if batch:
+        run.store(batch, run.embed(batch))
+
+
 def index(
     roots: Sequence[Path],
     stores: Stores,
@@ -162,9 +197,11 @@ def index(
     texts: bool = True,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    vectors_phase: VectorsPhase = local_vectors,
 ) -> IndexReport:
     """`cancel` is polled between batches: when it says stop, the batch in hand is finished and
-    the run ends without removals or captions (a later run does them)."""
+    the run ends without removals or captions (a later run does them). `vectors_phase` says where
+    CLIP runs (`distributed.RayVectors`: on a Ray cluster); all else stays here."""
     progress = progress or NoProgress()
     cancelled = cancel or (lambda: False)
     report = IndexReport()
@@ -193,25 +230,11 @@ def index(
     gone = {p: k for p, k in known.items() if p not in present and not _inside_any(p, unreachable)}
     gone_by_sha = {k.sha256: k for k in gone.values() if k.sha256 and k.has_vector}
 
-    run = _Run(stores, models, progress, report)
-    clip = models.clip
     progress.phase("vectors", len(work))
     reusable = stores.catalog.reusable_by_sha()
-    workers = models.settings.decode_workers
-    for outcome in read_all(work, clip.image_size, clip.preprocess, reusable, workers):
-        if isinstance(outcome, Reused):
-            if run.reuse(outcome, known, gone_by_sha):
-                continue
-            outcome = next(read_all([outcome.found], clip.image_size, clip.preprocess, {}, 1))
-        if isinstance(outcome, Failed):
-            run.skip(outcome)
-        else:
-            run.batch.append(outcome)
-            if len(run.batch) >= models.settings.batch_size:
-                run.embed_batch()
-                if cancelled():
-                    break
-    run.embed_batch()
+    run = IndexRun(stores, models, progress, report, roots, known, gone_by_sha, reusable, cancelled)
+    models.clip.expect(len(work))  # a large run may build the faster image tower first
+    vectors_phase(run, work)
     if cancelled():
         stores.vectors.flush()
         progress.done()
@@ -233,6 +256,7 @@ def index(
         stores.vectors.build_index()
         report.search_index_built = True
         progress.done()
+    workers = models.settings.decode_workers
     report.tagged += tag_pending(stores, models.tagger, progress, cancel=cancel)
     if captions:
         report.captioned = caption_pending(stores, models, workers, progress, cancel=cancel)

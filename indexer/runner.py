@@ -13,7 +13,7 @@ from imgsearch.settings import Settings
 from imgsearch.stores import open_stores
 from imgsearch.stores.lock import WriterLock
 
-from .pipeline import IndexReport, index
+from .pipeline import IndexReport, VectorsPhase, index, local_vectors
 
 
 def run_index(
@@ -25,13 +25,17 @@ def run_index(
     precompute_rerank: bool = False,
     progress: Progress | None = None,
     client: object = None,
+    vectors_phase: VectorsPhase = local_vectors,
+    holder: str = "imgsearch index",
 ) -> IndexReport:
     """Open the stores for these settings and index `paths` (the CLI's entry when no service
-    runs). Holds the writer lock, so a second writer is refused with a clear message."""
+    runs). Holds the writer lock (`holder` names this writer to a refused second one);
+    `vectors_phase` says where the CLIP vectors are computed (here, or on a Ray cluster)."""
     models = Models(settings)
-    with WriterLock(settings.index_dir, "imgsearch index"), \
+    with WriterLock(settings.index_dir, holder), \
             open_stores(settings, models.facts(), models.clip.dim, client=client) as stores:
-        report = index(paths, stores, models, captions=captions, texts=texts, progress=progress)
+        report = index(paths, stores, models, captions=captions, texts=texts, progress=progress,
+                       vectors_phase=vectors_phase)
         # cold `query --no-rerank` then needs no torch (the service, when it runs, answers instead)
         ensure_text_export(models.clip, settings.index_dir)
         if precompute_rerank:

@@ -240,10 +240,11 @@ def create_app(engine: Engine, access: guard.Access, worker: Worker | None = Non
         return engine.status()
 
     @app.post("/api/index", status_code=202,
-              responses={503: {"model": Problem, "description": "This service does not index"}})
+              responses={503: {"model": Problem, "description": "A query-only node: it does not index"}})
     def index(request: IndexRequest) -> dict[str, Any]:
         if worker is None:
-            raise HTTPException(503, "this service does not index")
+            raise HTTPException(503, "this service only answers queries (imgsearch watch --query-only): "
+                                     "index with the writer of these stores")
         return worker.submit(request.paths, request.captions, request.precompute_rerank).as_json()
 
     @app.get("/api/jobs/{job_id}")

@@ -71,10 +71,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def find_service(settings: Settings) -> ServiceClient | None:
-    """The service serving this data directory and model profile, if one runs and answers."""
+def running_service_file(settings: Settings) -> dict[str, Any] | None:
+    """The service file of this data directory when the process it names still runs."""
     info = read_service_file(settings)
     if not info or not isinstance(info.get("pid"), int) or not _alive(info["pid"]):
+        return None
+    return info
+
+
+def find_service(settings: Settings) -> ServiceClient | None:
+    """The service serving this data directory and model profile, if one runs and answers."""
+    info = running_service_file(settings)
+    if info is None:
         return None
     client = ServiceClient(str(info["url"]), info.get("token"))
     try:

@@ -5,7 +5,12 @@ start watching, then serve HTTP while the worker does an incremental pass over e
 uvicorn ends on SIGTERM/SIGINT; the worker finishes the batch in hand, both stores are flushed
 and closed, the lock is dropped, exit 0. SIGTERM while still starting (models loading) ends it
 the same clean way. After a kill -9 the next start's `repair` mends the stores (every index run
-begins with it)."""
+begins with it).
+
+`--query-only`: a stateless query node in front of shared stores (a Qdrant server or cluster, and
+a catalog on PostgreSQL or a SQLite file the node can read), beside a writer elsewhere (another
+service, `imgsearch index`, an `index --ray` job). It takes no writer lock, watches and indexes
+nothing, and answers everything else as a service does; several can serve one index."""
 
 from __future__ import annotations
 
@@ -79,7 +84,7 @@ def _write_service_file(settings: Settings, url: str, token: str) -> None:
 
 def run_service(
     settings: Settings, paths: Sequence[Path] = (), *, captions: bool = True,
-    echo: object = print, stop: threading.Event | None = None,
+    echo: object = print, stop: threading.Event | None = None, query_only: bool = False,
 ) -> None:
     """Returns when stopped (exit 0 for the caller), also when SIGTERM or Ctrl-C came while
     starting. From the first moment on, a stop signal only sets `stop`: an exception raised at
@@ -89,17 +94,34 @@ def run_service(
     stop = stop or threading.Event()  # the CLI's, set by a signal that came while it imported us
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
     try:
-        _serve(settings, paths, captions, echo, stop)
+        _serve(settings, paths, captions, echo, stop, query_only)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
+def _check_query_only(settings: Settings, paths: Sequence[Path]) -> None:
+    """What a query-only node needs, said before anything loads."""
+    from .client import running_service_file
+
+    if paths:
+        raise ConfigError("a query-only node watches no folders: start it without them (the writer indexes them)")
+    if not settings.qdrant_url:
+        raise ConfigError("a query-only node reads the vectors from the Qdrant server the writer writes to: set "
+                          "--qdrant-url (IMGSEARCH_QDRANT_URL); the embedded vector store belongs to one process")
+    running = running_service_file(settings)
+    if running is not None:
+        raise ConfigError(f"a service already runs for {settings.index_dir} (pid {running['pid']}): give each "
+                          "query node a --home of its own (and the shared catalog's IMGSEARCH_CATALOG_URL)")
+
+
 def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: object,
-           stop: threading.Event) -> None:
+           stop: threading.Event, query_only: bool = False) -> None:
     if stop.is_set():
         log.info("stopped while starting")
         return
+    if query_only:
+        _check_query_only(settings, paths)
     host, port = settings.host, settings.port
     # The secret the CLI reads from service.json: needed for every request beyond loopback (or
     # when --token was given), and on loopback for what makes the service read new folders.
@@ -108,7 +130,7 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
         echo(f"bound beyond loopback: requests need this token (also in {settings.service_file}):\n  {secret}")
     index_dir = settings.index_dir
     make_private(index_dir)
-    lock = WriterLock(index_dir, "service").acquire()
+    lock = None if query_only else WriterLock(index_dir, "service").acquire()
     _logging(index_dir)
     echo(f"starting the imgsearch service for {index_dir} (loading models)")
     stores = watcher = worker = None
@@ -124,13 +146,16 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
         if stop.is_set():
             return
         engine = Engine(settings, models, stores)
-        roots = Roots(index_dir, [*settings.roots, *paths])
-        collector = ChangeCollector(ignore=(str(settings.home.absolute()),))
-        watcher = Watcher(collector, polling=settings.polling)
-        watcher.start(roots.paths)  # events first, then the pass: nothing falls in between
-        worker = Worker(engine, roots, collector, watcher, rescan_seconds=settings.rescan_minutes * 60,
-                        captions=captions, texts=settings.ocr)
-        worker.start()
+        watching: list[Path] = []
+        if not query_only:
+            roots = Roots(index_dir, [*settings.roots, *paths])
+            watching = roots.paths
+            collector = ChangeCollector(ignore=(str(settings.home.absolute()),))
+            watcher = Watcher(collector, polling=settings.polling)
+            watcher.start(roots.paths)  # events first, then the pass: nothing falls in between
+            worker = Worker(engine, roots, collector, watcher, rescan_seconds=settings.rescan_minutes * 60,
+                            captions=captions, texts=settings.ocr)
+            worker.start()
         threading.Thread(target=engine.warm_up, name="imgsearch-warm-up", daemon=True).start()
         bound_host, bound_port = sock.getsockname()[:2]
         access = Access.for_bind(host, bound_port, secret, token_given=bool(settings.token),
@@ -138,17 +163,25 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
         app = create_app(engine, access, worker)
         url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
         _write_service_file(settings, url, secret)
-        log.info("serving %s on %s, watching %s", index_dir, url, ", ".join(map(str, roots.paths)) or "nothing yet")
-        echo(f"imgsearch service on {url} (watching {len(roots.paths)} folder(s); log: {index_dir / 'service.log'})")
+        if query_only:
+            log.info("serving %s on %s, queries only", index_dir, url)
+            echo(f"imgsearch query node on {url} (queries only: it watches and indexes nothing; "
+                 f"log: {index_dir / 'service.log'})")
+        else:
+            log.info("serving %s on %s, watching %s", index_dir, url, ", ".join(map(str, watching)) or "nothing yet")
+            echo(f"imgsearch service on {url} (watching {len(watching)} folder(s); log: {index_dir / 'service.log'})")
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
         # uvicorn handles SIGTERM/SIGINT while it serves, then re-raises the signal under the handler
         # it found (ours: it sets `stop`). A signal that came before uvicorn took over stops it too.
-        threading.Thread(target=lambda: stop.wait() or setattr(server, "should_exit", True),
-                         name="imgsearch-stop", daemon=True).start()
+        def stop_serving() -> None:  # `stop` set by a signal before uvicorn took over, or by an embedder
+            stop.wait()
+            server.should_exit = True
+
+        threading.Thread(target=stop_serving, name="imgsearch-stop", daemon=True).start()
         if not stop.is_set():
             server.run(sockets=[sock])
     finally:
-        if stop.is_set() and worker is None:
+        if stop.is_set() and worker is None and not query_only:
             log.info("stopped while starting")
         settings.service_file.unlink(missing_ok=True)
         if worker is not None:
@@ -161,5 +194,6 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
         if stores is not None:
             stores.vectors.flush()
             stores.close()
-        lock.release()
+        if lock is not None:
+            lock.release()
         log.info("stopped")

@@ -40,9 +40,11 @@ class Models:
 
     @property
     def clip(self) -> ClipEncoder:
+        """CLIP, whose image tower runs where `settings.image_runtime` says (`image_export`)."""
         from imgsearch.models.clip import load_clip
+        from imgsearch.models.image_export import attach
 
-        return self._get("clip", lambda: load_clip(self.profile, self.runtime))
+        return self._get("clip", lambda: attach(load_clip(self.profile, self.runtime), self.settings))
 
     @property
     def captioner(self) -> Captioner:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -25,12 +26,37 @@ class ClipEncoder:
     model_id: str
     dim: int
     image_size: int
+    # Chooses, at the first picture, what embeds pictures: an admitted ONNX Runtime variant of the
+    # image tower or None for `model` itself (`image_export.attach`, set by `Models.clip`). At the
+    # first picture, so that loading CLIP for words builds and checks nothing.
+    pick_image_tower: Callable[[ClipEncoder], Callable[[np.ndarray], np.ndarray] | None] | None = None
+    image_runtime: str = "torch"  # what embeds pictures, once picked: torch, onnx or onnx-int8
+    expected_pictures: int = 0  # how many pictures the run in hand will embed (`expect`)
+    _tower: Callable[[np.ndarray], np.ndarray] | None = field(default=None, init=False, repr=False)
+    _picked: bool = field(default=False, init=False, repr=False)
+    _pick_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    @torch.inference_mode()
+    def expect(self, pictures: int) -> None:
+        """Say how many pictures the coming run embeds: a run large enough may build the ONNX
+        tower that a smaller one went without (`image_export.pick`), so torch is picked again."""
+        with self._pick_lock:
+            self.expected_pictures = pictures
+            if self._tower is None:
+                self._picked = False
+
     def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
-        """Preprocessed pixels (N, 3, H, W) -> L2-normalised float32 vectors (N, dim)."""
-        x = pixels.to(self.runtime.device, self.runtime.dtype)
-        return F.normalize(self.model.encode_image(x).float(), dim=-1).cpu().numpy()
+        """Preprocessed pixels (N, 3, H, W) -> L2-normalised float32 vectors (N, dim): the one way
+        pictures become vectors, by torch or by the ONNX tower picked for this model."""
+        if not self._picked:
+            with self._pick_lock:
+                if not self._picked:
+                    self._tower = self.pick_image_tower(self) if self.pick_image_tower else None
+                    self._picked = True
+        if self._tower is not None:
+            return self._tower(pixels.float().numpy())
+        with torch.inference_mode():
+            x = pixels.to(self.runtime.device, self.runtime.dtype)
+            return F.normalize(self.model.encode_image(x).float(), dim=-1).cpu().numpy()
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.encode_pixels(torch.stack([self.preprocess(im) for im in images]))

@@ -45,11 +45,17 @@ def export_folder(index_dir: Path) -> Path:
 
 
 def read_meta(index_dir: Path) -> dict[str, Any] | None:
+    return read_meta_file(export_folder(index_dir) / META, READABLE)
+
+
+def read_meta_file(path: Path, formats: tuple[int, ...]) -> dict[str, Any] | None:
+    """An export's meta.json (this text tower's, or the image tower's), when it can be read and is
+    of a format this code knows; else None, and the export is made again."""
     try:
-        meta = json.loads((export_folder(index_dir) / META).read_text())
+        meta = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
-    return meta if isinstance(meta, dict) and meta.get("format") in READABLE else None
+    return meta if isinstance(meta, dict) and meta.get("format") in formats else None
 
 
 def ensure_text_export(clip: Any, index_dir: Path) -> bool:

@@ -107,6 +107,13 @@ class FullText:
             return select(FileRow.id).where(_PG_FTS.op("@@")(_PG_QUERY))
         return select(_FTS.c.rowid).where(text("files_fts MATCH :match"))
 
+    def _among(self, rowid: Any, ids: list[int]) -> Any:
+        """`rowid IN ids` for a MATCH query. On SQLite written as `rowid + 0`: a bare rowid
+        constraint is handed to FTS5, which then runs the MATCH once per id (measured: 59 ms
+        against 0.5 ms for `evidence` over 200 candidates); as an expression, SQLite filters the
+        MATCH's own rows by it."""
+        return (rowid if self._pg else rowid + 0).in_(ids)
+
     def _query(self, words: Sequence[str], field: str | None = None) -> str:
         return _pg_match(words, field) if self._pg else _match(words, field)
 
@@ -137,7 +144,7 @@ class FullText:
         if not ids or not words or not self.available:
             return found
         hits = self._hits()
-        q = hits.where(hits.selected_columns[0].in_(ids))
+        q = hits.where(self._among(hits.selected_columns[0], ids))
         with self.catalog.session() as s:
             for field in FIELDS:
                 telling = words if field in ("caption", "text") else [w for w in words if not self._common(s, field, w)]
@@ -155,7 +162,7 @@ class FullText:
             return set()
         if self._pg:
             return self._pg_named(ids, words)
-        q = select(_FTS.c.rowid).where(text("files_fts MATCH :match"), _FTS.c.rowid.in_(ids))
+        q = select(_FTS.c.rowid).where(text("files_fts MATCH :match"), self._among(_FTS.c.rowid, ids))
         out: set[int] = set()
         with self.catalog.session() as s:
             for field in ("name", "folders", "text"):
