@@ -215,7 +215,7 @@ function go(state, push) {
     && (history.state?.pics ?? []).join(",") === state.pics.join(",");
   const entry = state.pics.length ? { pics: state.pics } : null;
   history[push && !same && !fromViewer ? "pushState" : "replaceState"](entry, "", url);
-  if (viewer.open) viewer.close();
+  closeViewer(true);  // the search took over the view's entry (replaced or pushed past it)
   fillForm(state);
   run(state);
 }
@@ -915,20 +915,33 @@ viewer.addEventListener("keydown", (event) => {
   if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
   if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
 });
+/** Close the large view. Its history entry is left here, at the moment of closing, not in the
+ * dialog's "close" event: that event comes a task later, by when Back, Forward or a new view may
+ * have moved the history (a Back from there would close the view just reopened). Closed by a
+ * Back (`byHistory`), the entry is already left. */
+function closeViewer(byHistory = false) {
+  if (!viewer.open) return;
+  leaveViewerEntry(byHistory);
+  viewer.close();
+}
+
+function leaveViewerEntry(byHistory) {
+  if (byHistory || history.state?.viewer == null) return;
+  backPending = new Promise((resolve) => {
+    const settle = () => { backPending = null; window.removeEventListener("popstate", settle); resolve(); };
+    window.addEventListener("popstate", settle);
+    setTimeout(settle, 1000);  // a Back the browser dropped must not block the view for good
+  });
+  history.back();
+}
+
+viewer.addEventListener("cancel", () => leaveViewerEntry(false));  // Escape: the dialog closes itself next
 viewer.addEventListener("close", () => {
   $("viewer-img").removeAttribute("src");
-  if (history.state?.viewer != null) {  // leave the large view's own entry
-    backPending = new Promise((resolve) => {
-      const settle = () => { backPending = null; window.removeEventListener("popstate", settle); resolve(); };
-      window.addEventListener("popstate", settle);
-      setTimeout(settle, 1000);  // a Back the browser dropped must not block the view for good
-    });
-    history.back();
-  }
   grid.querySelector(`[data-index="${currentIndex}"]`)?.focus();
 });
-viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });  // backdrop
-$("viewer-close").addEventListener("click", () => viewer.close());
+viewer.addEventListener("click", (event) => { if (event.target === viewer) closeViewer(); });  // backdrop
+$("viewer-close").addEventListener("click", () => closeViewer());
 $("viewer-prev").addEventListener("click", () => step(-1));
 $("viewer-next").addEventListener("click", () => step(1));
 $("viewer-reveal").addEventListener("click", reveal);
@@ -1075,7 +1088,7 @@ form.addEventListener("submit", (event) => {
 });
 moreButton.addEventListener("click", loadMore);
 window.addEventListener("popstate", (event) => {
-  if (viewer.open && event.state?.viewer == null) viewer.close();  // Back closes the large view
+  if (event.state?.viewer == null) closeViewer(true);  // Back closes the large view
   const state = readURL(event.state);
   fillForm(state);
   if (keyOf(state) !== wantedKey) run(state);
