@@ -67,6 +67,9 @@ def product_task(args: dict[str, Any]) -> dict[str, Any]:
     t = time.perf_counter()
     models.tagger.classes  # noqa: B018 - embedded on first use, by the first batch: not the CLIP phase's cost
     loads["tagger_load_s"] = time.perf_counter() - t
+    t = time.perf_counter()  # what runs the captioner's vision tower: chosen (its export built) before the phase
+    loads["captioner_vision"] = models.captioner.vision.expect(args["expected"])
+    loads["captioner_vision_s"] = time.perf_counter() - t
     clip = models.clip
     clock = PhaseClock()
     t = time.perf_counter()

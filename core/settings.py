@@ -41,14 +41,19 @@ class Settings(BaseSettings):
 
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
-    # What runs CLIP's image tower (indexing, picture queries): auto | torch | onnx | onnx-int8.
-    # auto: an ONNX Runtime variant admitted by its check against torch fp32 where torch runs fp32
-    # (no fast bf16), else torch (`imgsearch.models.image_export`); `imgsearch status` says which.
+    # What runs CLIP's image tower (indexing, picture queries) and BLIP's vision towers (captions,
+    # rerank): auto | torch | onnx | onnx-int8. auto: an ONNX Runtime variant admitted by its check
+    # against torch fp32 where torch runs fp32 (no fast bf16), else torch (`imgsearch.models.
+    # image_export`; BLIP: int8 only, taken where it measured faster, `blip_vision`); `imgsearch
+    # status` says which.
     image_runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     # auto builds that export (a minute or so once per model, ViT-B-32) only for a run with at
     # least this many pictures to embed, where it pays back; smaller runs and picture queries use
     # an export that exists, else torch.
     image_export_min_pictures: int = Field(default=500, ge=0)
+    # the same for BLIP's vision towers: their export takes about as long to build but saves ~10x
+    # more a picture (base BLIP at 384 px against CLIP at 256), so it pays back sooner
+    blip_export_min_pictures: int = Field(default=100, ge=0)
     batch_size: int = 32
     caption_batch_size: int = 16
     decode_workers: int = Field(default_factory=lambda: max(1, min(8, os.cpu_count() or 1)))

@@ -32,6 +32,8 @@ def caption_pending(
     if not rest:
         return done
     captioner = models.captioner
+    if captioner.vision is not None:
+        captioner.vision.expect(len(rest))  # a large run may build the faster vision tower first
     size = int(captioner.processor.image_processor.size["height"])
     by_path = {f.path: f for f in rest}
     files = [FoundFile(path=Path(f.path), size=f.size, mtime_ns=0) for f in rest]

@@ -19,6 +19,8 @@ def precompute_rerank(stores: Stores, models: Models, progress: Progress | None 
     progress = progress or NoProgress()
     ids = sorted(stores.catalog.vector_ids())
     itm = models.itm
+    if itm.vision is not None:
+        itm.vision.expect(len(ids))  # a large run may build the faster vision tower first
     cache = open_state_cache(models.settings, itm)
     progress.phase("rerank cache", len(ids))
     for i in range(0, len(ids), chunk):

@@ -48,16 +48,25 @@ class Models:
 
     @property
     def captioner(self) -> Captioner:
+        """BLIP's captioner, whose vision tower runs where `settings.image_runtime` says (`blip_vision`)."""
         from imgsearch.models.blip import load_captioner
 
-        return self._get("captioner", lambda: load_captioner(
-            self.profile.captioner, self.runtime, self.settings.caption_max_tokens))
+        return self._get("captioner", lambda: self._vision_choice(load_captioner(
+            self.profile.captioner, self.runtime, self.settings.caption_max_tokens), "captioner"))
 
     @property
     def itm(self) -> ItmScorer:
+        """BLIP's ITM model, its vision tower chosen as the captioner's."""
         from imgsearch.models.blip import load_itm
 
-        return self._get("itm", lambda: load_itm(self.profile.itm, self.runtime))
+        return self._get("itm", lambda: self._vision_choice(load_itm(self.profile.itm, self.runtime), "itm"))
+
+    def _vision_choice(self, blip: Any, role: str) -> Any:
+        from imgsearch.models.blip_vision import VisionChoice, use_onnx_vision
+
+        blip.vision = VisionChoice(lambda pictures: use_onnx_vision(
+            blip.model, blip.processor, self.runtime, blip.model_id, self.settings, role, pictures))
+        return blip
 
     @property
     def text_reader(self) -> Any:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from imgsearch.models.blip_vision import VisionChoice
 from imgsearch.models.hub import is_local, model_ref_id, require_hub
 from imgsearch.models.runtime import Runtime
 
@@ -38,9 +39,14 @@ class Captioner:
     runtime: Runtime
     model_id: str
     max_tokens: int = 20
+    # What runs the vision tower: torch, or an admitted ONNX int8 export (`blip_vision`); set by
+    # `Models`, chosen before the first picture.
+    vision: VisionChoice | None = None
 
     @torch.inference_mode()
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        if self.vision is not None:
+            self.vision.ensure()
         pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
         out = self.model.generate(
             pixel_values=pixels.to(self.runtime.device, self.runtime.dtype),
@@ -56,10 +62,13 @@ class ItmScorer:
     processor: Any
     runtime: Runtime
     model_id: str
+    vision: VisionChoice | None = None  # as `Captioner.vision`
 
     @torch.inference_mode()
     def vision_states(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """(N, tokens, hidden) states of the vision encoder: what cross-attention reads."""
+        if self.vision is not None:
+            self.vision.ensure()
         pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
         x = pixels.to(self.runtime.device, self.runtime.dtype)
         return self.model.vision_model(pixel_values=x).last_hidden_state

@@ -75,12 +75,12 @@ _BUILDING = threading.Lock()
 
 
 @contextlib.contextmanager
-def _build_lock(index_dir: Path) -> Iterator[None]:
-    """One builder at a time, across threads and processes (the service's workers, a Ray node's
-    actors, a CLI beside them): an flock on a file beside the export."""
+def build_lock(folder: Path) -> Iterator[None]:
+    """One builder of the export in `folder` at a time, across threads and processes (the
+    service's workers, a Ray node's actors, a CLI beside them): an flock on a file beside it."""
     with _BUILDING:
-        Path(index_dir).mkdir(parents=True, exist_ok=True)
-        fd = os.open(Path(index_dir) / f".{export_folder(index_dir).name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder.parent / f".{folder.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -103,7 +103,7 @@ def pick(clip: Any, settings: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     if setting not in ("auto", *RUNTIMES):
         raise ConfigError(f"unknown image runtime {setting!r}: use auto, {', '.join(RUNTIMES)}")
     meta, tower, small = None, None, None
-    with _build_lock(settings.index_dir):  # the session is made before another process could rebuild
+    with build_lock(export_folder(settings.index_dir)):  # the session is made before another process could rebuild
         if setting != "torch" and not (setting == "auto" and clip.runtime.device.type != "cpu"):
             meta = read_meta(settings.index_dir)
             if meta is None or meta.get("clip_model") != clip.model_id:
@@ -164,12 +164,12 @@ def ensure_image_export(clip: Any, index_dir: Path) -> dict[str, Any]:
     """The export's meta for `clip`'s model, built (exported, quantized, checked) unless it is
     there. A failed build is recorded too (`error`): it costs speed, never an index run, and is
     not tried again for the same model."""
-    with _build_lock(index_dir):
+    with build_lock(export_folder(index_dir)):
         return _ensure(clip, index_dir)
 
 
 def _ensure(clip: Any, index_dir: Path) -> dict[str, Any]:
-    """`ensure_image_export` for a caller holding `_build_lock`."""
+    """`ensure_image_export` for a caller holding `build_lock`."""
     meta = read_meta(index_dir)
     if meta is not None and meta.get("clip_model") == clip.model_id:
         return meta

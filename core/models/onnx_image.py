@@ -22,6 +22,9 @@ FORMAT = 1
 # itself in the profile's runtime (fp32 on a CPU without fast bf16).
 VARIANTS = {"onnx": "fp32.onnx", "onnx-int8": "int8.onnx"}
 RUNTIMES = ("torch", *VARIANTS)
+# BLIP's vision towers (`blip_vision`), under the same setting: one folder per model role
+BLIP_FOLDER = "blip-vision"
+BLIP_ROLES = ("captioner", "itm")
 
 
 def export_folder(index_dir: Path) -> Path:
@@ -85,6 +88,9 @@ def image_runtime_status(index_dir: Path, setting: str) -> dict[str, Any]:
             out.update({k: choice.get(k) for k in ("chosen", "why", "at")})
     except (OSError, ValueError):
         pass
+    blip = blip_vision_status(index_dir)
+    if blip:
+        out["blip_vision"] = blip
     meta = read_meta(index_dir)
     if meta is not None:
         out["variants"] = {name: {k: v.get(k) for k in ("admitted", "why", "cos_min", "cos_mean", "top10")}
@@ -97,3 +103,16 @@ def describe(status: dict[str, Any]) -> str:
     line = f"{status.get('chosen') or 'not chosen yet'} ({status.get('why')})"
     refused = [f"{n}: {v.get('why')}" for n, v in (status.get("variants") or {}).items() if not v.get("admitted")]
     return line + (f"; refused {'; '.join(refused)}" if refused else "")
+
+
+def blip_vision_status(index_dir: Path) -> dict[str, Any]:
+    """Per BLIP model that has run on this index, what ran its vision tower and why."""
+    out: dict[str, Any] = {}
+    for role in BLIP_ROLES:
+        try:
+            choice = json.loads((Path(index_dir) / BLIP_FOLDER / role / CHOICE).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(choice, dict):
+            out[role] = {k: choice.get(k) for k in ("chosen", "why", "at")}
+    return out

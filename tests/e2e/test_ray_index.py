@@ -128,8 +128,11 @@ def pictures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
+    """fp32 in every process: where bf16 is fast (AMX) each process times it for itself, and on a
+    busy machine the cluster's workers and the local run may choose differently (bf16 vectors are
+    ~2e-5 in cosine from fp32's, beyond this test's 1e-5)."""
     return {**os.environ, "IMGSEARCH_HOME": str(home), "IMGSEARCH_MODELS": "tiny", "IMGSEARCH_BATCH_SIZE": "4",
-            "IMGSEARCH_OCR": "0", "HF_HUB_OFFLINE": "1", **RAY_ENV, **extra}
+            "IMGSEARCH_OCR": "0", "IMGSEARCH_DTYPE": "float32", "HF_HUB_OFFLINE": "1", **RAY_ENV, **extra}
 
 
 def _index(folder: Path, home: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -1,0 +1,279 @@
+"""BLIP's vision towers (the captioner's and the ITM model's) through ONNX Runtime int8, admitted
+by measurement, as CLIP's image tower is (`image_export`).
+
+The vision tower is most of a caption (base BLIP: a ViT-B/16 over 577 tokens, ~110 GFLOP a
+picture, ~70 % of the time against ~30 % for decoding 20 tokens) and nearly all of a rerank whose
+vision states are not cached yet. Where torch runs fp32 (no fast bf16), ONNX Runtime's dynamic
+int8 does the same products 2-4x faster (VNNI); where torch runs bf16 on AMX it is about as fast
+as int8, and auto keeps torch unless the variant measured faster when it was built.
+
+Only int8 is exported: ONNX Runtime's fp32 measured slower than torch's on this tower (16
+pictures: 17.2 s against 14.5 s on a Xeon), and its 340 MB file would only cost disk. A variant is
+used only once its states reproduce torch fp32's on calibration pictures (`admit_states`): the
+cosine of every token's state to its fp32 twin, averaged per picture, at least 0.99 for each
+picture and 0.995 on average — what cross-attention and the ITM head read; the states' CLS token,
+which ITC projects, is reported beside it.
+
+Each tower's export lives in the index folder, `blip-vision/<role>/`, named after the model id it
+was made from. Built only for a run with at least IMGSEARCH_BLIP_EXPORT_MIN_PICTURES pictures to
+caption (or to precompute rerank states for); a query never builds one, it uses what exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imgsearch.errors import ConfigError
+from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize
+from imgsearch.models.onnx_image import BLIP_FOLDER, CHOICE, session_options
+from imgsearch.models.text_export import read_meta_file
+
+log = logging.getLogger(__name__)
+
+META, FORMAT = "meta.json", 1
+VARIANT, FILE = "onnx-int8", "int8.onnx"
+CALIBRATION = 16  # pictures: 8 shapes scenes, 8 photo-like; each costs a 384 px ViT-B/16 pass three ways
+BATCH = 8
+FASTER = 1.2  # how much faster than torch int8 must have measured for auto to take it
+
+
+def export_folder(index_dir: Path, role: str) -> Path:
+    return Path(index_dir) / BLIP_FOLDER / role
+
+
+def read_meta(index_dir: Path, role: str) -> dict[str, Any] | None:
+    return read_meta_file(export_folder(index_dir, role) / META, (FORMAT,))
+
+
+class OnnxVisionModel(torch.nn.Module):
+    """Stands in for transformers' `BlipVisionModel` (`model.vision_model = ...`): pixels in, an
+    output whose `last_hidden_state` (and `[0]`, which BLIP's `generate` reads) are the states, in
+    the dtype the rest of the model runs."""
+
+    def __init__(self, path: Path, dtype: torch.dtype) -> None:
+        import onnxruntime
+
+        super().__init__()
+        self.path, self.dtype = Path(path), dtype
+        self.session = onnxruntime.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+
+    def forward(self, pixel_values: torch.Tensor, **_: Any) -> Any:
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        states = torch.from_numpy(self.states(pixel_values.float().cpu().numpy())).to(self.dtype)
+        return BaseModelOutputWithPooling(last_hidden_state=states, pooler_output=states[:, 0])
+
+    def states(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
+
+
+def use_onnx_vision(model: Any, processor: Any, runtime: Any, model_id: str, settings: Any, role: str,
+                    pictures: int) -> str:
+    """Put the admitted int8 tower in place of `model.vision_model` where auto (or the setting)
+    says so, building it first when `pictures` (what the run in hand will pass through it) is at
+    least IMGSEARCH_BLIP_EXPORT_MIN_PICTURES. Returns the runtime chosen (torch or onnx-int8) and
+    records it, with why, for `imgsearch status`."""
+    setting = getattr(settings, "image_runtime", "auto")
+    if isinstance(model.vision_model, OnnxVisionModel):
+        return VARIANT
+    meta, why = None, None
+    if setting == "onnx":
+        why = "IMGSEARCH_IMAGE_RUNTIME=onnx: BLIP's vision tower has no fp32 ONNX variant (not faster than torch fp32)"
+    elif setting == "torch" or (setting == "auto" and runtime.device.type != "cpu"):
+        pass
+    else:
+        folder = export_folder(settings.index_dir, role)
+        with build_lock(folder):
+            meta = read_meta(settings.index_dir, role)
+            if meta is None or meta.get("model") != model_id:
+                meta = None
+                least = getattr(settings, "blip_export_min_pictures", 0)
+                if pictures >= least or setting == VARIANT:
+                    meta = _ensure(model, processor, runtime, model_id, folder)
+                else:
+                    why = (f"auto: {pictures} pictures for BLIP's vision tower, fewer than "
+                           f"IMGSEARCH_BLIP_EXPORT_MIN_PICTURES ({least}): no ONNX export built yet")
+    name, said = ("torch", why) if why else choose(meta, setting, runtime)
+    if name == VARIANT:
+        model.vision_model = OnnxVisionModel(export_folder(settings.index_dir, role) / FILE, runtime.dtype)
+    _write_choice(settings.index_dir, role, {"chosen": name, "why": said, "model": model_id,
+                                              "at": datetime.now(UTC).isoformat(timespec="seconds")})
+    log.info("BLIP %s vision tower: %s (%s)", role, name, said)
+    return name
+
+
+def choose(meta: dict[str, Any] | None, setting: str, runtime: Any) -> tuple[str, str]:
+    """(torch or onnx-int8, why). auto takes int8 only where it measured at least FASTER times
+    torch's rate at build, in the runtime torch really uses: unlike CLIP's tower, whose int8 always
+    won where torch runs fp32, a small BLIP (the bundled tiny one) runs faster in torch."""
+    record = (meta or {}).get("variants", {}).get(VARIANT)
+    if setting == "torch":
+        return "torch", "IMGSEARCH_IMAGE_RUNTIME=torch"
+    if setting == VARIANT:
+        if record is None or not record["admitted"]:
+            why = record["why"] if record else (meta or {}).get("error", "not built")
+            raise ConfigError(f"IMGSEARCH_IMAGE_RUNTIME={VARIANT}, but BLIP's vision tower has no admitted int8 "
+                              f"variant ({why}); use auto or torch")
+        return VARIANT, f"IMGSEARCH_IMAGE_RUNTIME={VARIANT}; admitted: {record['why']}"
+    if runtime.device.type != "cpu":
+        return "torch", f"auto: a GPU ({runtime.describe()}) runs torch"
+    if record is None:
+        return "torch", f"auto: no ONNX export of BLIP's vision tower ({(meta or {}).get('error', 'not built')})"
+    if not record["admitted"]:
+        return "torch", f"auto: the int8 variant was refused ({record['why']})"
+    fast, slow = record.get("img_s"), meta.get("torch_img_s")
+    if fast and slow and fast >= FASTER * slow:
+        return VARIANT, (f"auto: int8 measured {fast:.1f} img/s against torch {runtime.describe()} {slow:.1f} "
+                         f"at build; admitted ({record['why']})")
+    return "torch", f"auto: torch {runtime.describe()} measured {slow} img/s at build, int8 {fast}: not {FASTER}x faster"
+
+
+def _ensure(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path) -> dict[str, Any]:
+    """The export's meta, built now; a failed build is recorded (never retried for this model)
+    and costs only speed."""
+    try:
+        return _build(model, processor, runtime, model_id, folder)
+    except Exception as exc:  # an exporter limit or a missing package must not stop captioning
+        log.warning("BLIP vision tower not exported to ONNX (%s); torch runs it.", exc)
+        meta = {"format": FORMAT, "model": model_id, "error": f"{type(exc).__name__}: {exc}", "variants": {}}
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / META).write_text(json.dumps(meta))
+        return meta
+
+
+def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path) -> dict[str, Any]:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{folder.name}-*"):  # left by a process killed while building
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        started = time.perf_counter()
+        size = int(processor.image_processor.size["height"])
+        pixels = processor(images=calibration_images(size, CALIBRATION), return_tensors="pt").pixel_values.float()
+        tower = _FloatVision(model.vision_model)
+        reference, torch_fp32_s = _timed(tower.states, pixels.numpy())
+        _export(tower, pixels[:2], tmp / "fp32.onnx")
+        quantize(tmp / "fp32.onnx", tmp / FILE)
+        (tmp / "fp32.onnx").unlink()
+        states, img_s = _timed(OnnxVisionModel(tmp / FILE, torch.float32).states, pixels.numpy())
+        meta: dict[str, Any] = {
+            "format": FORMAT, "model": model_id, "image_size": size, "calibration": len(pixels),
+            "thresholds": {k: THRESHOLDS[k] for k in ("cos_min", "cos_mean")},
+            "torch_runtime": runtime.describe(), "torch_img_s": torch_fp32_s,
+            "variants": {VARIANT: {**admit_states(reference, states), "img_s": img_s, "file": FILE}}}
+        if runtime.dtype != torch.float32:  # what the variant must beat is the runtime torch really uses
+            vision = model.vision_model
+            with torch.inference_mode():
+                _, meta["torch_img_s"] = _timed(lambda x: vision(pixel_values=torch.from_numpy(x).to(
+                    runtime.device, runtime.dtype)).last_hidden_state.float().numpy(), pixels.numpy())
+        meta["build_s"] = round(time.perf_counter() - started, 1)
+        (tmp / META).write_text(json.dumps(meta, indent=1))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        return meta
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _FloatVision(torch.nn.Module):
+    """The vision tower in fp32, pixels -> states: a copy, since the model in use may be bf16 and
+    shared with other threads."""
+
+    def __init__(self, vision: torch.nn.Module) -> None:
+        super().__init__()
+        self.vision = copy.deepcopy(vision).float().eval()
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.vision(pixel_values=pixels).last_hidden_state
+
+    def states(self, pixels: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self(torch.from_numpy(pixels)).numpy()
+
+
+def _export(tower: _FloatVision, sample: torch.Tensor, path: Path) -> None:
+    """Traced with gradients on, as `image_export._export`: the fused attention has no ONNX form."""
+    tower.requires_grad_(True)
+    with warnings.catch_warnings(), torch.enable_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tower, (sample,), str(path), input_names=["pixels"], output_names=["states"],
+                          opset_version=17, dynamo=False, dynamic_axes={"pixels": {0: "n"}, "states": {0: "n"}})
+
+
+def _timed(run: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """States of `pixels` in batches, and pictures per second after the first batch (the warm-up)."""
+    out, took = [], 0.0
+    for start in range(0, len(pixels), BATCH):
+        t0 = time.perf_counter()
+        out.append(np.asarray(run(pixels[start:start + BATCH]), dtype=np.float32))
+        if start:
+            took += time.perf_counter() - t0
+    rest = len(pixels) - BATCH
+    return np.concatenate(out), (round(rest / took, 2) if rest > 0 and took > 0 else None)
+
+
+def admit_states(reference: np.ndarray, states: np.ndarray, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """Whether `states` (N, tokens, width) reproduce the fp32 `reference` closely enough: per
+    picture, the mean over tokens of each token's cosine to its fp32 twin."""
+    limits = {**THRESHOLDS, **(thresholds or {})}
+
+    def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.sum(a * b, axis=-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+
+    per_token = cosines(reference, states)
+    per_picture = per_token.mean(axis=1)
+    figures = {"cos_min": float(per_picture.min()), "cos_mean": float(per_picture.mean()),
+               "cls_min": float(per_token[:, 0].min())}
+    failed = [f"{k} {figures[k]:.4f} < {limits[k]}" for k in ("cos_min", "cos_mean") if figures[k] < limits[k]]
+    said = (f"states' cosine to torch fp32 per picture min {figures['cos_min']:.4f}, mean {figures['cos_mean']:.4f}; "
+            f"CLS token min {figures['cls_min']:.4f}")
+    return {**figures, "admitted": not failed,
+            "why": f"{said} (n={len(per_picture)})" if not failed else f"{', '.join(failed)} ({said}, n={len(per_picture)})"}
+
+
+def _write_choice(index_dir: Path, role: str, choice: dict[str, Any]) -> None:
+    folder = export_folder(index_dir, role)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".choice-", dir=folder)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(choice, fh)
+        os.replace(tmp, folder / CHOICE)
+    except OSError:
+        pass  # a read-only index folder costs only the status line
+
+
+class VisionChoice:
+    """What runs one BLIP model's vision tower, chosen once per process (thread-safe) and chosen
+    again when a run large enough to build the ONNX export comes after one that went without."""
+
+    def __init__(self, choose: Callable[[int], str]) -> None:
+        self._choose = choose
+        self.runtime: str | None = None
+        self._lock = threading.Lock()
+
+    def expect(self, pictures: int) -> str:
+        """Before a run of `pictures` pictures (0: use what exists, build nothing)."""
+        with self._lock:
+            if self.runtime is None or (self.runtime == "torch" and pictures > 0):
+                self.runtime = self._choose(pictures)
+            return self.runtime
+
+    def ensure(self) -> None:
+        if self.runtime is None:
+            self.expect(0)
