@@ -24,9 +24,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
 import warnings
@@ -39,8 +36,8 @@ import numpy as np
 import torch
 
 from imgsearch.errors import ConfigError
-from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize
-from imgsearch.models.onnx_image import BLIP_FOLDER, CHOICE, session_options
+from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize, staged, timed
+from imgsearch.models.onnx_image import BLIP_FOLDER, session_options, write_choice
 from imgsearch.models.text_export import read_meta_file
 
 log = logging.getLogger(__name__)
@@ -111,7 +108,7 @@ def use_onnx_vision(model: Any, processor: Any, runtime: Any, model_id: str, set
     name, said = ("torch", why) if why else choose(meta, setting, runtime)
     if name == VARIANT:
         model.vision_model = OnnxVisionModel(export_folder(settings.index_dir, role) / FILE, runtime.dtype)
-    _write_choice(settings.index_dir, role, {"chosen": name, "why": said, "model": model_id,
+    write_choice(export_folder(settings.index_dir, role), {"chosen": name, "why": said, "model": model_id,
                                               "at": datetime.now(UTC).isoformat(timespec="seconds")})
     log.info("BLIP %s vision tower: %s (%s)", role, name, said)
     return name
@@ -157,20 +154,16 @@ def _ensure(model: Any, processor: Any, runtime: Any, model_id: str, folder: Pat
 
 
 def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path) -> dict[str, Any]:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for stale in folder.parent.glob(f".{folder.name}-*"):  # left by a process killed while building
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with staged(folder) as tmp:
         started = time.perf_counter()
         size = int(processor.image_processor.size["height"])
         pixels = processor(images=calibration_images(size, CALIBRATION), return_tensors="pt").pixel_values.float()
         tower = _FloatVision(model.vision_model)
-        reference, torch_fp32_s = _timed(tower.states, pixels.numpy())
+        reference, torch_fp32_s = timed(tower.states, pixels.numpy(), BATCH)
         _export(tower, pixels[:2], tmp / "fp32.onnx")
         quantize(tmp / "fp32.onnx", tmp / FILE)
         (tmp / "fp32.onnx").unlink()
-        states, img_s = _timed(OnnxVisionModel(tmp / FILE, torch.float32).states, pixels.numpy())
+        states, img_s = timed(OnnxVisionModel(tmp / FILE, torch.float32).states, pixels.numpy(), BATCH)
         meta: dict[str, Any] = {
             "format": FORMAT, "model": model_id, "image_size": size, "calibration": len(pixels),
             "thresholds": {k: THRESHOLDS[k] for k in ("cos_min", "cos_mean")},
@@ -179,15 +172,11 @@ def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path
         if runtime.dtype != torch.float32:  # what the variant must beat is the runtime torch really uses
             vision = model.vision_model
             with torch.inference_mode():
-                _, meta["torch_img_s"] = _timed(lambda x: vision(pixel_values=torch.from_numpy(x).to(
-                    runtime.device, runtime.dtype)).last_hidden_state.float().numpy(), pixels.numpy())
+                _, meta["torch_img_s"] = timed(lambda x: vision(pixel_values=torch.from_numpy(x).to(
+                    runtime.device, runtime.dtype)).last_hidden_state.float().numpy(), pixels.numpy(), BATCH)
         meta["build_s"] = round(time.perf_counter() - started, 1)
         (tmp / META).write_text(json.dumps(meta, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-        return meta
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
 
 
 class _FloatVision(torch.nn.Module):
@@ -215,18 +204,6 @@ def _export(tower: _FloatVision, sample: torch.Tensor, path: Path) -> None:
                           opset_version=17, dynamo=False, dynamic_axes={"pixels": {0: "n"}, "states": {0: "n"}})
 
 
-def _timed(run: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray) -> tuple[np.ndarray, float | None]:
-    """States of `pixels` in batches, and pictures per second after the first batch (the warm-up)."""
-    out, took = [], 0.0
-    for start in range(0, len(pixels), BATCH):
-        t0 = time.perf_counter()
-        out.append(np.asarray(run(pixels[start:start + BATCH]), dtype=np.float32))
-        if start:
-            took += time.perf_counter() - t0
-    rest = len(pixels) - BATCH
-    return np.concatenate(out), (round(rest / took, 2) if rest > 0 and took > 0 else None)
-
-
 def admit_states(reference: np.ndarray, states: np.ndarray, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """Whether `states` (N, tokens, width) reproduce the fp32 `reference` closely enough: per
     picture, the mean over tokens of each token's cosine to its fp32 twin."""
@@ -244,18 +221,6 @@ def admit_states(reference: np.ndarray, states: np.ndarray, thresholds: dict[str
             f"CLS token min {figures['cls_min']:.4f}")
     return {**figures, "admitted": not failed,
             "why": f"{said} (n={len(per_picture)})" if not failed else f"{', '.join(failed)} ({said}, n={len(per_picture)})"}
-
-
-def _write_choice(index_dir: Path, role: str, choice: dict[str, Any]) -> None:
-    folder = export_folder(index_dir, role)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".choice-", dir=folder)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(choice, fh)
-        os.replace(tmp, folder / CHOICE)
-    except OSError:
-        pass  # a read-only index folder costs only the status line
 
 
 class VisionChoice:

@@ -119,7 +119,7 @@ def pick(clip: Any, settings: Any) -> Callable[[np.ndarray], np.ndarray] | None:
         if name in VARIANTS:
             tower = OnnxImageTower(export_folder(settings.index_dir) / VARIANTS[name])
     clip.image_runtime = name
-    write_choice(settings.index_dir, {"chosen": name, "why": why, "clip_model": clip.model_id,
+    write_choice(export_folder(settings.index_dir), {"chosen": name, "why": why, "clip_model": clip.model_id,
                                       "at": datetime.now(UTC).isoformat(timespec="seconds")})
     log.info("CLIP image tower: %s (%s)", name, why)
     return tower
@@ -186,15 +186,11 @@ def _ensure(clip: Any, index_dir: Path) -> dict[str, Any]:
 
 
 def _build(clip: Any, folder: Path) -> dict[str, Any]:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for stale in folder.parent.glob(f".{folder.name}-*"):  # left by a process killed while building
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with staged(folder) as tmp:
         started = time.perf_counter()
         pixels = torch.stack([clip.preprocess(im) for im in calibration_images(clip.image_size)])
         tower = _FloatTower(clip.model.visual)
-        reference, torch_img_s = _timed(tower.vectors, pixels.numpy())
+        reference, torch_img_s = timed(tower.vectors, pixels.numpy())
         _export(tower, pixels[:2], tmp / VARIANTS["onnx"])
         quantize(tmp / VARIANTS["onnx"], tmp / VARIANTS["onnx-int8"])
         meta: dict[str, Any] = {
@@ -205,16 +201,29 @@ def _build(clip: Any, folder: Path) -> dict[str, Any]:
             meta["torch_img_s"] = torch_img_s
         else:  # the runtime torch really uses (bf16): what a variant must beat
             with torch.inference_mode():
-                _, meta["torch_img_s"] = _timed(lambda x: clip.model.encode_image(
+                _, meta["torch_img_s"] = timed(lambda x: clip.model.encode_image(
                     torch.from_numpy(x).to(clip.runtime.device, clip.runtime.dtype)).float().numpy(), pixels.numpy())
         for name, file in VARIANTS.items():
-            vectors, img_s = _timed(OnnxImageTower(tmp / file), pixels.numpy())
+            vectors, img_s = timed(OnnxImageTower(tmp / file), pixels.numpy())
             meta["variants"][name] = {**admit(reference, vectors), "img_s": img_s, "file": file}
         meta["build_s"] = round(time.perf_counter() - started, 1)
         (tmp / META).write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+@contextlib.contextmanager
+def staged(folder: Path) -> Iterator[Path]:
+    """A fresh folder beside `folder` to build an export in, put in its place (atomically) when the
+    block ends without an error and removed when it raises; leftovers of a process killed while
+    building are removed first."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{folder.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        yield tmp
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
-        return meta
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -274,16 +283,17 @@ class _DropFrom(logging.Filter):
         return f"{os.sep}{self.package}{os.sep}" not in record.pathname
 
 
-def _timed(run: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray) -> tuple[np.ndarray, float | None]:
-    """Vectors of `pixels` in batches, and the pictures per second after the first batch (the
-    warm-up: oneDNN's kernels, onnxruntime's buffers)."""
+def timed(run: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray,
+          batch: int = BATCH) -> tuple[np.ndarray, float | None]:
+    """What `run` makes of `pixels` in batches, and the pictures per second after the first batch
+    (the warm-up: oneDNN's kernels, onnxruntime's buffers)."""
     out, took = [], 0.0
-    for start in range(0, len(pixels), BATCH):
+    for start in range(0, len(pixels), batch):
         t0 = time.perf_counter()
-        out.append(run(pixels[start:start + BATCH]))
+        out.append(np.asarray(run(pixels[start:start + batch]), dtype=np.float32))
         if start:
             took += time.perf_counter() - t0
-    rest = len(pixels) - BATCH
+    rest = len(pixels) - batch
     return np.concatenate(out), (round(rest / took, 2) if rest > 0 and took > 0 else None)
 
 

@@ -65,9 +65,9 @@ def session_options() -> Any:
     return options
 
 
-def write_choice(index_dir: Path, choice: dict[str, Any]) -> None:
-    """Record the runtime a process chose (atomically: the service and a CLI may both write)."""
-    folder = export_folder(index_dir)
+def write_choice(folder: Path, choice: dict[str, Any]) -> None:
+    """Record the runtime a process chose for the tower exported in `folder` (atomically: the
+    service and a CLI may both write)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".choice-", dir=folder)

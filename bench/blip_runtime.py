@@ -1,0 +1,143 @@
+"""`python -m bench.blip_runtime OUT [--photos N] [--rounds R] [--dtypes float32,bfloat16]`: base
+BLIP's captions and a cold-cache rerank of 20, with the vision towers run by torch and by the
+admitted ONNX int8 export (`imgsearch.models.blip_vision`), in each precision torch can run here.
+
+Photo-like 640x480 JPEGs (`shared/peers/make_photos.py`), decoded once by the product's path;
+captions: the product's `Captioner.caption` in batches of 16 (the product's caption batch), random
+weights, so every caption runs to the 20-token cap; rerank: `ItmScorer.vision_states` of 20
+pictures plus one `score` (what a query pays when none of its 20 candidates' states is cached).
+Torch and int8 alternate within every round; ratios are taken round by round. bfloat16 is measured
+only where oneDNN runs bf16 instructions (elsewhere it is emulated, far slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .image_runtime import machine, photos
+
+RUNTIMES = ("torch", "onnx-int8")
+
+
+def measure(out: Path, dtype: str, files: list[Path], rounds: int) -> dict[str, Any]:
+    import torch
+    from imgsearch.imaging import decode
+    from imgsearch.models import Models
+    from imgsearch.models.blip_vision import read_meta
+    from imgsearch.models.random_base import base_overrides, write_random_base
+    from imgsearch.settings import Settings
+
+    weights = out / "weights"
+    if not (weights / "itm").exists():
+        write_random_base(weights)
+    models = {rt: Models(Settings(home=out / f"home-{dtype}", models="default", dtype=dtype, image_runtime=rt,
+                                  **base_overrides(weights))) for rt in RUNTIMES}
+    builds = {}
+    for role in ("captioner", "itm"):
+        t = time.perf_counter()
+        getattr(models["onnx-int8"], role).vision.expect(len(files))  # builds the export (once per index)
+        builds[role] = {"build_s": time.perf_counter() - t,
+                        "check": read_meta(models["onnx-int8"].settings.index_dir, role)["variants"]["onnx-int8"]["why"]}
+    size = int(models["torch"].captioner.processor.image_processor.size["height"])
+    images = [decode(p.read_bytes(), min_side=size).image for p in files]
+    batch = models["torch"].settings.caption_batch_size
+
+    def caption(rt: str) -> float:
+        captioner = models[rt].captioner
+        t = time.perf_counter()
+        for i in range(0, len(images), batch):
+            captioner.caption(images[i:i + batch])
+        return time.perf_counter() - t
+
+    def rerank(rt: str) -> float:
+        itm = models[rt].itm
+        t = time.perf_counter()
+        states = torch.cat([itm.vision_states(images[i:i + 16]) for i in range(0, 20, 16)])
+        itm.score("a red car parked on a street", states)
+        return time.perf_counter() - t
+
+    for rt in RUNTIMES:  # warm-up: oneDNN's kernels, onnxruntime's buffers
+        models[rt].captioner.caption(images[:2])
+        models[rt].itm.vision_states(images[:2])
+    times: dict[str, dict[str, list[float]]] = {"captions": {rt: [] for rt in RUNTIMES},
+                                                 "rerank": {rt: [] for rt in RUNTIMES}}
+    for r in range(rounds):
+        for rt in (RUNTIMES if r % 2 == 0 else RUNTIMES[::-1]):
+            times["captions"][rt].append(caption(rt))
+            times["rerank"][rt].append(rerank(rt))
+    n = len(images)
+    rows: dict[str, Any] = {}
+    for what, by in times.items():
+        ratios = [by["torch"][i] / by["onnx-int8"][i] for i in range(rounds)]
+        rows[what] = {rt: {"s": by[rt], "s_median": statistics.median(by[rt])} for rt in RUNTIMES}
+        rows[what]["int8_speedup"] = ratios
+        if what == "captions":
+            for rt in RUNTIMES:
+                rows[what][rt]["img_s_median"] = n / rows[what][rt]["s_median"]
+    return {"dtype": dtype, "photos": n, "rounds": rounds, "builds": builds, "results": rows,
+            "auto_would_take": {role: _auto(models["onnx-int8"], role) for role in ("captioner", "itm")}}
+
+
+def _auto(models: Any, role: str) -> str:
+    from imgsearch.models.blip_vision import choose, read_meta
+
+    return choose(read_meta(models.settings.index_dir, role), "auto", models.runtime)[0]
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [(f"CPU: {m['cpu']}, {m['cpus']} CPUs, VNNI: {', '.join(m['vnni']) or 'none'}, bf16: "
+              f"{', '.join(m['bf16']) or 'none'} (fast bf16: {'yes' if m['fast_bf16'] else 'no'}); torch "
+              f"{m['torch']}, onnxruntime {m['onnxruntime']}; load average at start {m['load_avg'][0]:.2f}, "
+              f"at the end {result['load_avg_end'][0]:.2f}."), "",
+             "| torch precision | figure | torch | int8 vision | int8 speed-up (median, min–max) | auto takes |",
+             "|---|---|---|---|---|---|"]
+    for p in result["runs"]:
+        cap, rr = p["results"]["captions"], p["results"]["rerank"]
+        for label, row, role, value in (
+                (f"captions, {p['photos']} photos (img/s)", cap, "captioner",
+                 lambda rt: f"{cap[rt]['img_s_median']:.2f}"),
+                ("rerank of 20, cold cache (s)", rr, "itm", lambda rt: f"{rr[rt]['s_median']:.2f}")):
+            up = row["int8_speedup"]
+            lines.append(f"| {p['dtype']} | {label} | {value('torch')} | {value('onnx-int8')} | "
+                         f"{statistics.median(up):.2f} ({min(up):.2f}–{max(up):.2f}) | {p['auto_would_take'][role]} |")
+    lines.append("")
+    for p in result["runs"]:
+        for role, b in p["builds"].items():
+            lines.append(f"- {p['dtype']}, {role}: export, quantization and check {b['build_s']:.0f} s; {b['check']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--photos", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dtypes", default=None, help="default: float32, and bfloat16 where oneDNN runs it natively")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from imgsearch.models.runtime import onednn_has_bf16
+
+    dtypes = args.dtypes.split(",") if args.dtypes else ["float32"] + (["bfloat16"] if onednn_has_bf16() else [])
+    args.out.mkdir(parents=True, exist_ok=True)
+    files = photos(args.out / "photos-640x480", args.photos)
+    result: dict[str, Any] = {"machine": machine(), "runs": []}
+    for dtype in dtypes:
+        result["runs"].append(measure(args.out, dtype, files, args.rounds))
+        print(json.dumps(result["runs"][-1], default=str)[:1500], flush=True)
+    result["load_avg_end"] = os.getloadavg()
+    (args.out / "blip_runtime.json").write_text(json.dumps(result, indent=1))
+    (args.out / "blip_runtime.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
