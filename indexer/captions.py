@@ -59,5 +59,19 @@ def caption_pending(
             if cancel is not None and cancel():
                 break
     flush()
+    if captioner.vision is not None and captioner.vision.runtime == "onnx-int8" and not (cancel and cancel()):
+        prepare_reranker(models, len(rest), progress)
     return done
+
+
+def prepare_reranker(models: Models, pictures: int, progress: Progress) -> None:
+    """Where int8 won for the captioner's vision tower, the ITM model's (the same ViT) will win
+    too: build its export now, once, in a run as large, so that the first reranks of pictures
+    whose vision states are not cached yet take the int8 path (~3x faster than torch fp32)."""
+    least = models.settings.blip_export_min_pictures
+    if pictures < least:
+        return
+    progress.phase("reranker's vision tower", 1)
+    models.itm.vision.expect(pictures)
+    progress.advance()
 

@@ -93,3 +93,20 @@ def test_admission_figures() -> None:
     noisy = states + 0.5 * torch.randn(4, 10, 16).numpy()
     record = admit_states(states, noisy)
     assert not record["admitted"] and record["cos_min"] < 0.99 and "cos_min" in record["why"]
+
+
+def test_a_captioning_run_that_took_int8_prepares_the_reranker_too(tmp_path: Path, shapes_folder: Path) -> None:
+    from imgsearch.indexer import run_index
+    from imgsearch.models.onnx_image import blip_vision_status
+
+    settings = Settings(home=tmp_path / "home", models="tiny", dtype="float32", image_runtime="onnx-int8",
+                        blip_export_min_pictures=5)
+    run_index(settings, [shapes_folder], captions=True)
+    assert (export_folder(settings.index_dir, "captioner") / FILE).exists()
+    assert (export_folder(settings.index_dir, "itm") / FILE).exists()
+    assert {role: c["chosen"] for role, c in blip_vision_status(settings.index_dir).items()} == {
+        "captioner": "onnx-int8", "itm": "onnx-int8"}
+    small = Settings(home=tmp_path / "small", models="tiny", dtype="float32", image_runtime="onnx-int8",
+                     blip_export_min_pictures=50)
+    run_index(small, [shapes_folder], captions=True)  # 12 pictures: the reranker is left for later
+    assert not export_folder(small.index_dir, "itm").exists()
