@@ -182,7 +182,9 @@ def measure_indexing(
     out["vectors_vs_baseline"] = summarize(ratios([r["vectors_img_s"] for r in product], naive))
     out["e2e_vs_baseline"] = summarize(ratios([r["e2e_img_s"] for r in product], naive))
     last = product[-1]
-    out["setup"] = {k: last[k] for k in ("runtime", "torch", "threads", "bf16_fast", "batch_size",
-                                         "caption_batch_size", "decode_workers", "caption_words_mean")}
+    out["setup"] = {k: last.get(k) for k in ("runtime", "torch", "threads", "bf16_fast", "batch_size",
+                                             "caption_batch_size", "decode_workers", "caption_words_mean",
+                                             "captioner_vision")}
+    out["captioner_vision_s"] = summarize([r["captioner_vision_s"] for r in product if "captioner_vision_s" in r])
     out["product_runs"], out["baseline_runs"] = product, baseline
     return out, home

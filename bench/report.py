@@ -202,7 +202,10 @@ def _indexing(results: dict[str, Any]) -> list[str]:
         setup = results["indexing"][0]["setup"]
         lines += [f"Product settings: batch {setup['batch_size']}, caption batch "
                   f"{setup['caption_batch_size']}, {setup['decode_workers']} decode workers, runtime "
-                  f"{setup['runtime']}. Caption words: mean caption length in the last run; with random "
+                  f"{setup['runtime']}; the captioner's vision tower: {setup.get('captioner_vision') or 'torch'} "
+                  "(chosen, and its ONNX export built, before the captions phase: "
+                  + ", ".join(f"{r['profile']} {fmt(r.get('captioner_vision_s'), 1)} s" for r in results["indexing"])
+                  + "). Caption words: mean caption length in the last run; with random "
                   "weights the base captioner rarely stops early and writes the maximum number of tokens, "
                   "so its captions img/s is pessimistic.", ""]
     return lines

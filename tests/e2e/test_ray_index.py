@@ -206,6 +206,25 @@ def test_an_index_built_on_the_cluster_equals_a_local_one_though_a_worker_died(
     assert _top(home, queries) == _top(local_home, queries)
 
 
+def test_ray_auto_starts_a_cluster_on_this_machine_and_builds_the_same_index(
+        pictures: Path, local_run: Any, tmp_path: Path) -> None:
+    """`--ray auto`: no cluster to give, the run starts a one-machine cluster for itself (and leaves
+    no Ray process behind)."""
+    local_report, local_snap, _ = local_run
+    home = tmp_path / "home"
+    before = {p.pid for p in psutil.process_iter(["name"]) if "raylet" in (p.info["name"] or "")}
+    report = _index(pictures, home, "--ray", "auto")
+    assert report == local_report
+    _same_index(_snapshot(home), local_snap)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = {p.pid for p in psutil.process_iter(["name"]) if "raylet" in (p.info["name"] or "")} - before
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, "the run's own Ray cluster outlived it"
+
+
 def test_an_address_nobody_answers_at_is_a_clear_error(tmp_path: Path, pictures: Path) -> None:
     port = _free_port(HEAD_IP)
     done = subprocess.run([sys.executable, "-m", "imgsearch.cli.app", "index", str(pictures), "--ray",
