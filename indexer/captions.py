@@ -59,7 +59,9 @@ def caption_pending(
             if cancel is not None and cancel():
                 break
     flush()
-    if captioner.vision is not None and captioner.vision.runtime == "onnx-int8" and not (cancel and cancel()):
+    from imgsearch.models.blip_vision import VARIANT  # torch's module: only where captions run
+
+    if captioner.vision is not None and captioner.vision.runtime == VARIANT and not (cancel and cancel()):
         prepare_reranker(models, len(rest), progress)
     return done
 

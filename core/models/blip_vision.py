@@ -37,7 +37,7 @@ import torch
 
 from imgsearch.errors import ConfigError
 from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize, staged, timed
-from imgsearch.models.onnx_image import BLIP_FOLDER, session_options, write_choice
+from imgsearch.models.onnx_image import BLIP_FOLDER, OnnxImageTower, write_choice
 from imgsearch.models.text_export import read_meta_file
 
 log = logging.getLogger(__name__)
@@ -63,20 +63,15 @@ class OnnxVisionModel(torch.nn.Module):
     the dtype the rest of the model runs."""
 
     def __init__(self, path: Path, dtype: torch.dtype) -> None:
-        import onnxruntime
-
         super().__init__()
-        self.path, self.dtype = Path(path), dtype
-        self.session = onnxruntime.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+        self.dtype = dtype
+        self.states = OnnxImageTower(path)  # pixels (numpy) -> states (numpy)
 
     def forward(self, pixel_values: torch.Tensor, **_: Any) -> Any:
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         states = torch.from_numpy(self.states(pixel_values.float().cpu().numpy())).to(self.dtype)
         return BaseModelOutputWithPooling(last_hidden_state=states, pooler_output=states[:, 0])
-
-    def states(self, pixels: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
 
 
 def use_onnx_vision(model: Any, processor: Any, runtime: Any, model_id: str, settings: Any, role: str,
@@ -163,7 +158,7 @@ def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path
         _export(tower, pixels[:2], tmp / "fp32.onnx")
         quantize(tmp / "fp32.onnx", tmp / FILE)
         (tmp / "fp32.onnx").unlink()
-        states, img_s = timed(OnnxVisionModel(tmp / FILE, torch.float32).states, pixels.numpy(), BATCH)
+        states, img_s = timed(OnnxImageTower(tmp / FILE), pixels.numpy(), BATCH)
         meta: dict[str, Any] = {
             "format": FORMAT, "model": model_id, "image_size": size, "calibration": len(pixels),
             "thresholds": {k: THRESHOLDS[k] for k in ("cos_min", "cos_mean")},

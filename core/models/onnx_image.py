@@ -36,8 +36,9 @@ def read_meta(index_dir: Path) -> dict[str, Any] | None:
 
 
 class OnnxImageTower:
-    """One variant's session: preprocessed pixels (N, 3, H, W) float32 -> L2-normalised float32
-    vectors (N, dim), the normalisation being part of the exported graph."""
+    """One exported tower's session: preprocessed pixels (N, 3, H, W) float32 -> its output as
+    float32 (CLIP: L2-normalised vectors (N, dim), the normalisation being part of the graph;
+    BLIP's vision towers: states (N, tokens, width), `blip_vision`)."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime
@@ -82,12 +83,7 @@ def image_runtime_status(index_dir: Path, setting: str) -> dict[str, Any]:
     """For `imgsearch status`: the runtime the last picture embedding for this index used and
     why, with each ONNX variant's admission record. Read from files: no model is loaded."""
     out: dict[str, Any] = {"setting": setting, "chosen": None, "why": "no picture embedded with this index yet"}
-    try:
-        choice = json.loads((export_folder(index_dir) / CHOICE).read_text())
-        if isinstance(choice, dict):
-            out.update({k: choice.get(k) for k in ("chosen", "why", "at")})
-    except (OSError, ValueError):
-        pass
+    out.update(read_choice(export_folder(index_dir)) or {})
     blip = blip_vision_status(index_dir)
     if blip:
         out["blip_vision"] = blip
@@ -107,12 +103,14 @@ def describe(status: dict[str, Any]) -> str:
 
 def blip_vision_status(index_dir: Path) -> dict[str, Any]:
     """Per BLIP model that has run on this index, what ran its vision tower and why."""
-    out: dict[str, Any] = {}
-    for role in BLIP_ROLES:
-        try:
-            choice = json.loads((Path(index_dir) / BLIP_FOLDER / role / CHOICE).read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(choice, dict):
-            out[role] = {k: choice.get(k) for k in ("chosen", "why", "at")}
-    return out
+    choices = {role: read_choice(Path(index_dir) / BLIP_FOLDER / role) for role in BLIP_ROLES}
+    return {role: choice for role, choice in choices.items() if choice is not None}
+
+
+def read_choice(folder: Path) -> dict[str, Any] | None:
+    """What `write_choice` recorded in `folder` (runtime, why, when), or None if nothing readable."""
+    try:
+        choice = json.loads((folder / CHOICE).read_text())
+    except (OSError, ValueError):
+        return None
+    return {k: choice.get(k) for k in ("chosen", "why", "at")} if isinstance(choice, dict) else None

@@ -828,11 +828,11 @@ function note(...parts) {
   $("viewer-note").replaceChildren(...parts);
 }
 
-/** The large view has its own history entry, so a phone's Back button closes it. */
 /** Set while the Back that closing the large view asked for has not happened yet: opening it again
  * before then would take over the entry that Back is about to leave, and be closed by it. */
 let backPending = null;
 
+/** The large view has its own history entry, so a phone's Back button closes it. */
 function openViewer(index, push = true) {
   if (backPending && !viewer.open) {
     backPending.then(() => openViewer(index, push));
