@@ -40,11 +40,19 @@ class Models:
 
     @property
     def clip(self) -> ClipEncoder:
-        """CLIP, whose image tower runs where `settings.image_runtime` says (`image_export`)."""
+        """CLIP, whose image tower runs where `settings.image_runtime` says (`image_export`) and
+        whose text tower embeds a query's words through the export beside the index if any."""
+        return self._get("clip", self._load_clip)
+
+    def _load_clip(self) -> ClipEncoder:
         from imgsearch.models.clip import load_clip
         from imgsearch.models.image_export import attach
+        from imgsearch.models.onnx_text import WordTower
 
-        return self._get("clip", lambda: attach(load_clip(self.profile, self.runtime), self.settings))
+        clip = attach(load_clip(self.profile, self.runtime), self.settings)
+        if self.runtime.device.type == "cpu":  # a GPU embeds words faster than onnxruntime on the CPU
+            clip.word_tower = WordTower(self.settings.index_dir, clip.model_id)
+        return clip
 
     @property
     def captioner(self) -> Captioner:

@@ -4,18 +4,23 @@ torch, no open_clip, so a cold process embeds a query in well under a second."""
 from __future__ import annotations
 
 import html
+import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 
 class OnnxTextEncoder:
-    def __init__(self, folder: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, meta: dict[str, Any], warm: bool = False) -> None:
         """`meta`: the export's meta.json as `text_export.read_meta` gives it (the caller has
-        already read it to check the model)."""
+        already read it to check the model). `warm`: for a process that embeds many queries
+        (`session_options`)."""
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -24,7 +29,7 @@ class OnnxTextEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        self.session = onnxruntime.InferenceSession(str(folder / "text.onnx"), session_options(),
+        self.session = onnxruntime.InferenceSession(str(folder / "text.onnx"), session_options(warm),
                                                     providers=["CPUExecutionProvider"])
 
     def token_ids(self, text: str) -> np.ndarray:
@@ -57,12 +62,45 @@ class OnnxTextEncoder:
         return self.run(np.stack([self.token_ids(t) for t in texts]))
 
 
-def session_options() -> Any:
-    """For a process that starts, embeds one query and ends (measured on ViT-B-32-256, 2 cores:
-    docs/bench-report.md): one thread per physical core (a core's second hardware thread adds
-    nothing to these kernels), threads that sleep rather than spin between operators (spinning
-    only burns a busy machine's CPU on a few tokens), and no pre-packing of the weights, which
-    costs a cold start ~0.3 s of CPU and saves a few ms on a query."""
+class WordTower:
+    """The export beside an index in a warm session, for `ClipEncoder.word_tower`: opened at the
+    first query that finds it (an index run writes it after CLIP is loaded), and only for the
+    model it was made from."""
+
+    def __init__(self, index_dir: Path, model_id: str) -> None:
+        self.index_dir, self.model_id = Path(index_dir), model_id
+        self._encoder: OnnxTextEncoder | None = None
+        self._seen: float | None = None  # the meta file's mtime when it was last looked at
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        if self._encoder is not None:
+            return self._encoder.encode
+        from imgsearch.models.text_export import META, export_folder, read_meta
+
+        folder = export_folder(self.index_dir)
+        try:
+            stamp = (folder / META).stat().st_mtime
+        except OSError:
+            return None
+        with self._lock:
+            if self._encoder is None and stamp != self._seen:
+                self._seen = stamp
+                meta = read_meta(self.index_dir)
+                if meta is not None and meta.get("clip_model") == self.model_id:
+                    try:
+                        self._encoder = OnnxTextEncoder(folder, meta, warm=True)
+                    except Exception as exc:  # only speed is lost: torch embeds the words
+                        log.warning("The exported text encoder failed (%s); CLIP embeds the words.", exc)
+        return self._encoder.encode if self._encoder is not None else None
+
+
+def session_options(warm: bool = False) -> Any:
+    """One thread per physical core (a core's second hardware thread adds nothing to these
+    kernels) and threads that sleep rather than spin between operators (spinning only burns a
+    busy machine's CPU on a few tokens). A cold process (starts, embeds one query, ends) does not
+    pre-pack the weights: that costs its start ~0.3 s of CPU and saves a few ms on a query; a
+    warm one does (ViT-B-32, AMX Xeon: a query 37 -> 15 ms). Measured: docs/bench-report.md."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -70,7 +108,7 @@ def session_options() -> Any:
     options.intra_op_num_threads = physical_cores()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.disable_prepacking", "1")
+    options.add_session_config_entry("session.disable_prepacking", "0" if warm else "1")
     return options
 
 

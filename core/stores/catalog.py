@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from imgsearch.errors import StoreError, StoreMismatchError
 from imgsearch.stores.schema import FileRow, MetaRow
-from sqlalchemy import bindparam, create_engine, delete, event, func, inspect, or_, select, text, update
+from sqlalchemy import (bindparam, create_engine, delete, event, func, inspect, literal_column, or_, select,
+                        text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -150,7 +151,7 @@ def _known(row: FileRow) -> KnownFile:
     return KnownFile(row.id, row.path, row.size, row.mtime_ns, row.sha256, row.has_vector, row.error)
 
 
-def _info(row: FileRow) -> FileInfo:
+def _info(row: Any) -> FileInfo:  # a FileRow, or a row of _INFO_COLUMNS
     return FileInfo(row.id, row.path, row.sha256, row.size, row.width, row.height, row.taken_at, row.caption,
                     row.date, row.date_source, row.camera, row.mtime_ns, row.text, _tags(row.tags))
 
@@ -199,10 +200,35 @@ def passing(q: Any, folders: Sequence[str], date_from: datetime | None, date_unt
     return q
 
 
+# What `get` reads: every column a FileInfo holds (`_info` takes these rows as it takes ORM ones).
+_INFO_COLUMNS = tuple(FileRow.__table__.c[name] for name in (
+    "id", "path", "sha256", "size", "width", "height", "taken_at", "caption", "date", "date_source", "camera",
+    "mtime_ns", "text", "tags"))
+
+
 class Catalog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
+        # Slowly changing facts this process has computed from the catalog, each kept (and aged)
+        # by the module that computes it (`fulltext`'s common words).
+        self.memo: dict[str, Any] = {}
+
+    def among(self, expr: Any, ids: Sequence[int]) -> Any:
+        """`expr IN ids` with the ids bound as one value (a JSON array on SQLite, an array on
+        PostgreSQL): the statement stays the same for any list, so SQLAlchemy's compiled form is
+        reused, where `in_` renders one parameter per id on every call (a search's 200
+        candidates: ~1 ms a statement)."""
+        ids = [int(i) for i in ids]
+        if self.engine.dialect.name == "sqlite":
+            listed = func.json_each(bindparam("among", json.dumps(ids)))
+            return expr.in_(select(literal_column("value")).select_from(listed))
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy import BigInteger, any_
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return expr == any_(bindparam("among", ids, type_=ARRAY(BigInteger)))
+        return expr.in_(ids)
 
     @property
     def location(self) -> str:
@@ -294,9 +320,14 @@ class Catalog:
             return set(s.scalars(select(FileRow.id).where(FileRow.has_vector)))
 
     def get(self, ids: Iterable[int]) -> dict[int, FileInfo]:
+        """Every search reads its candidates' rows here: plain rows, not ORM objects (for 200
+        candidates 1.4 ms against 5.8)."""
         ids = list(ids)
-        with self.session() as s:
-            return {r.id: _info(r) for r in s.scalars(select(FileRow).where(FileRow.id.in_(ids)))}
+        if not ids:
+            return {}
+        with self.engine.connect() as c:
+            rows = c.execute(select(*_INFO_COLUMNS).where(self.among(FileRow.__table__.c.id, ids)))
+            return {r.id: _info(r) for r in rows}
 
     def needs_caption(self, limit: int) -> list[FileInfo]:
         with self.session() as s:

@@ -13,6 +13,7 @@ fold accents (`unaccent` is no immutable function, so no generated column can us
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -80,12 +81,31 @@ def _near(positions: Sequence[set[int]]) -> bool:
     return False
 
 
+class _CommonWords:
+    """Which (field, word) pairs are in more than half of the files, remembered for the catalog
+    across searches (a search asks for each of its words and fields: 9 counting queries, most of
+    a hybrid query's word evidence) and forgotten after `TTL` seconds, so words that became
+    common as pictures were added by any process count as such soon after."""
+
+    TTL = 60.0
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+        self.total: int | None = None
+        self.known: dict[tuple[str, str], bool] = {}
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> _CommonWords:
+        memo = catalog.memo.get("common_words")
+        if memo is None or time.monotonic() - memo.since > cls.TTL:
+            memo = catalog.memo["common_words"] = cls()
+        return memo
+
+
 class FullText:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._available: bool | None = None
-        self._total: int | None = None
-        self._common_words: dict[tuple[str, str], bool] = {}
 
     @property
     def available(self) -> bool:
@@ -112,7 +132,7 @@ class FullText:
         constraint is handed to FTS5, which then runs the MATCH once per id (measured: 59 ms
         against 0.5 ms for `evidence` over 200 candidates); as an expression, SQLite filters the
         MATCH's own rows by it."""
-        return (rowid if self._pg else rowid + 0).in_(ids)
+        return self.catalog.among(rowid if self._pg else rowid + 0, ids)
 
     def _query(self, words: Sequence[str], field: str | None = None) -> str:
         return _pg_match(words, field) if self._pg else _match(words, field)
@@ -199,13 +219,14 @@ class FullText:
 
     def _common(self, s: Any, field: str, word: str) -> bool:
         """In this field of more than half of the files (counting stops once past half)."""
-        if (field, word) not in self._common_words:
-            if self._total is None:
+        common = _CommonWords.of(self.catalog)
+        if (field, word) not in common.known:
+            if common.total is None:
                 source = FileRow.__table__ if self._pg else _FTS
-                self._total = s.scalar(select(func.count()).select_from(source)) or 0
-            half = self._total // 2
+                common.total = s.scalar(select(func.count()).select_from(source)) or 0
+            half = common.total // 2
             hits = self._hits().limit(bindparam("n")).subquery()
             q = select(func.count()).select_from(hits)
-            self._common_words[field, word] = (
-                self._total > 2 and (s.scalar(q, {"match": self._query([word], field), "n": half + 1}) or 0) > half)
-        return self._common_words[field, word]
+            common.known[field, word] = (
+                common.total > 2 and (s.scalar(q, {"match": self._query([word], field), "n": half + 1}) or 0) > half)
+        return common.known[field, word]

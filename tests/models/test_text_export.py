@@ -24,7 +24,9 @@ SENTENCES = ["a red circle", "a small blue square left of a large green star", "
 
 @pytest.fixture(scope="module")
 def clip():
-    return Models(Settings(models="tiny")).clip
+    clip = Models(Settings(models="tiny")).clip
+    clip.word_tower = None  # the reference: torch itself, whatever export its home may hold
+    return clip
 
 
 def test_export_reproduces_the_model(clip, tmp_path: Path) -> None:
@@ -115,3 +117,37 @@ def test_threads_are_physical_cores() -> None:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert 1 <= physical_cores() <= usable
     assert session_options().intra_op_num_threads == physical_cores()
+
+
+def test_a_warm_process_embeds_a_few_words_through_the_export_and_many_with_torch(clip, tmp_path: Path) -> None:
+    """`WordTower`: nothing until an export of this model is there; then a query's words take the
+    warm session, a vocabulary's many prompts the model; an export of another model is not used."""
+    from dataclasses import replace
+
+    from imgsearch.models.clip import FEW_TEXTS
+    from imgsearch.models.onnx_text import WordTower
+
+    tower = WordTower(tmp_path, clip.model_id)
+    warm = replace(clip, word_tower=tower)
+    assert tower() is None
+    np.testing.assert_array_equal(warm.encode_texts(SENTENCES[:1]), clip.encode_texts(SENTENCES[:1]))
+    assert ensure_text_export(clip, tmp_path)
+    assert tower() is not None and tower._encoder.session.get_session_options().intra_op_num_threads >= 1
+    few = warm.encode_texts(SENTENCES[:2])
+    exported = OnnxTextEncoder(export_folder(tmp_path), read_meta(tmp_path), warm=True)
+    np.testing.assert_array_equal(few, exported.encode(SENTENCES[:2]))
+    assert float((few * clip.encode_texts(SENTENCES[:2])).sum(1).min()) > 0.999  # torch may run bf16
+    many = SENTENCES * (FEW_TEXTS // len(SENTENCES) + 1)
+    np.testing.assert_array_equal(warm.encode_texts(many), clip.encode_texts(many))
+    assert WordTower(tmp_path, "another-clip")() is None
+
+
+def test_after_an_index_run_a_loaded_clip_embeds_words_through_its_export(tiny_settings: Settings,
+                                                                          shapes_folder: Path) -> None:
+    from imgsearch.indexer import run_index
+
+    assert Models(tiny_settings).clip.word_tower() is None  # nothing exported yet
+    run_index(tiny_settings, [shapes_folder], captions=False)
+    exported = OnnxTextEncoder(export_folder(tiny_settings.index_dir), read_meta(tiny_settings.index_dir), warm=True)
+    np.testing.assert_array_equal(Models(tiny_settings).clip.encode_texts(["a red circle"]),
+                                  exported.encode(["a red circle"]))

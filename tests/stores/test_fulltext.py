@@ -134,3 +134,20 @@ def test_names_need_every_word_close_together_and_words_all_pictures_share_say_n
     assert ft.named([a, b, c, d], query_words(["a red circle"])) == set()  # three words apart: not one thing
     assert ft.named([a, b, c, d], query_words(["anna"])) == set()  # in every picture's folders
     assert ft.evidence([a], query_words(["anna photos grandma"]))[a]["folders"] == ["grandma"]
+
+
+def test_which_words_are_common_is_remembered_across_searches_for_a_while(catalog_url: str, monkeypatch) -> None:
+    """Counting a word's files for each search was most of a query's word evidence: the answer is
+    kept for the catalog, and counted again once it is `TTL` seconds old (pictures added since,
+    by any process, count then)."""
+    from imgsearch.stores import fulltext
+
+    now = [1000.0]
+    monkeypatch.setattr(fulltext.time, "monotonic", lambda: now[0])
+    cat = open_catalog(catalog_url)
+    first = _add(cat, ["/p/beach/1.jpg", "/p/misc/2.jpg", "/p/misc/3.jpg", "/p/misc/4.jpg"])
+    assert FullText(cat).evidence(first, ["beach"])[first[0]]["folders"] == ["beach"]
+    more = _add(cat, [f"/p/beach/{n}.jpg" for n in range(5, 12)])  # now in most pictures' folders
+    assert FullText(cat).evidence(more, ["beach"])[more[0]]["folders"] == ["beach"]  # still remembered
+    now[0] += fulltext._CommonWords.TTL + 1
+    assert FullText(cat).evidence(more, ["beach"])[more[0]]["folders"] == []  # counted again: says nothing
