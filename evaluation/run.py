@@ -14,6 +14,7 @@ from typing import Any
 from imgsearch.indexer import index
 from imgsearch.models import Models
 from imgsearch.models.hub import model_ref_id
+from imgsearch.models.text_export import ensure_text_export
 from imgsearch.searcher import search
 from imgsearch.searcher.fusion import FUSIONS
 from imgsearch.settings import Settings
@@ -106,6 +107,9 @@ def _index_and_search(
     with open_stores(settings, models.facts(), models.clip.dim) as stores:
         t0 = time.perf_counter()
         report = index([collection.folder], stores, models, captions=captions)
+        # as `imgsearch index` does: the queries' words then take the product's path (the text
+        # tower's export, in a warm session where the CPU runs it)
+        ensure_text_export(models.clip, settings.index_dir)
         out["timings"] = {"load_s": load_s, "index_s": time.perf_counter() - t0}
         if report.skipped or report.seen != len(collection.scenes):
             raise RuntimeError(f"indexing lost pictures: seen {report.seen}, skipped {report.skipped[:3]}")

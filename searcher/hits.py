@@ -1,17 +1,15 @@
-"""What a query returns, and the plain nearest-neighbour step every query starts with. No torch
-here: the cold `query --no-rerank` path (`light`) uses it too."""
+"""What a query returns: one hit's shape, the same in every interface. No torch here: the cold
+`query --no-rerank` path uses it too."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from imgsearch.stores import Stores
-from imgsearch.stores.catalog import FileInfo
-from imgsearch.stores.vectors import PointFilter
+if TYPE_CHECKING:
+    from imgsearch.stores.catalog import FileInfo
 
 
 @dataclass(frozen=True)
@@ -67,11 +65,3 @@ def hit(info: FileInfo, clip: float | None, itm: float | None = None, score: flo
     return Hit(info.path, clip if score is None else score, clip, itm, info.caption, info.width, info.height,
                info.taken_at, info.id, info.size, info.date, info.date_source, info.camera, match, explain,
                info.text, info.tags)
-
-
-def nearest(vector: np.ndarray, stores: Stores, limit: int,
-            where: PointFilter | None = None) -> list[tuple[FileInfo, float]]:
-    """The `limit` nearest catalogued images with their CLIP cosine, best first."""
-    found = stores.vectors.search(vector, limit, where)
-    infos = stores.catalog.get(i for i, _ in found)
-    return [(infos[i], s) for i, s in found if i in infos]  # a point without a row is a crash leftover

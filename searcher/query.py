@@ -12,6 +12,7 @@ when there are words, likely match them)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from imgsearch.errors import ConfigError
 from imgsearch.stores import Stores
 from imgsearch.stores.fulltext import FIELDS, FullText, query_words
 
-from .candidates import Candidate, gather
+from .candidates import Candidate, gather, with_infos
 from .embed import Embedder
 from .filters import resolve
 from .fusion import FUSIONS, fuse
@@ -76,13 +77,17 @@ def run(request: SearchRequest, stores: Stores, embedder: Embedder | None, model
     def matched(c: Candidate, itm: float) -> bool:
         return _match(c, itm) >= cutoff
 
-    scored = (rerank(candidates, request.positive_words, request.negative_words, models, request.rerank_k,
-                     enough=shown, cutoff=cutoff, matched=matched) if rerankable else {})
+    scored: dict[int, Scored] = {}
+    if rerankable:
+        reach = request.rerank_k * (MATCH_DEPTH_BATCHES if cutoff > 0 else 1)
+        scored = rerank(with_infos(candidates[:reach], stores), request.positive_words, request.negative_words,
+                        models, request.rerank_k, enough=shown, cutoff=cutoff, matched=matched)
     fit = _fit(candidates, concepts, stores) if concepts else None
-    hits = _rank(request, candidates, scored, words, fusion, text_weight, fit, rerankable)
+    ranked = _rank(request, candidates, scored, words, fusion, text_weight, fit, rerankable)
     if cutoff > 0 and (rerankable or fit is not None):
-        hits = [h for h in hits if h.match is not None and h.match >= cutoff]
-    hits = hits[:shown]
+        ranked = [r for r in ranked if r.match is not None and r.match >= cutoff]
+    page = {c.id for c in with_infos([r.candidate for r in ranked[:shown]], stores)}
+    hits = [r.hit() for r in ranked[:shown] if r.candidate.id in page]
     if request.sort != "relevance":  # the pictures that would be shown, by date (undated last)
         dated = sorted((h for h in hits if h.date), key=lambda h: h.date, reverse=request.sort == "newest")
         hits = dated + [h for h in hits if not h.date]
@@ -118,7 +123,7 @@ def _steer(vector: np.ndarray | None, concepts: list[Concept]) -> np.ndarray:
 
 def _fit(candidates: list[Candidate], concepts: list[Concept], stores: Stores) -> dict[int, dict[str, float]]:
     """Each candidate's probability of being each concept, from its stored vector."""
-    ids = [c.info.id for c in candidates]
+    ids = [c.id for c in candidates]
     stored = stores.vectors.get_vectors(ids)
     have = [i for i in ids if i in stored]
     if not have:
@@ -128,20 +133,35 @@ def _fit(candidates: list[Candidate], concepts: list[Concept], stores: Stores) -
     return {i: {name: float(p[row]) for name, p in each.items()} for row, i in enumerate(have)}
 
 
+@dataclass
+class _Ranked:
+    """A candidate's place in the answer, before its catalog row is read (only a page's are)."""
+
+    candidate: Candidate
+    itm: float | None
+    score: float | None
+    match: float | None
+    explain: dict[str, Any] | None
+
+    def hit(self) -> Hit:
+        c = self.candidate
+        return hit(c.info, c.clip, self.itm, self.score, self.match, self.explain)
+
+
 def _rank(request: SearchRequest, candidates: list[Candidate], scored: dict[int, Scored], words: list[str],
           fusion: str, text_weight: float, fit: dict[int, dict[str, float]] | None = None,
-          rerankable: bool = False) -> list[Hit]:
+          rerankable: bool = False) -> list[_Ranked]:
     """Reranked candidates first, by fused score within each batch of `rerank_k` (a deeper rerank
     for a later page only adds batches: the pages before it keep their pictures); then the rest
     in candidate order (by the concepts' probability when concepts alone are searched). With
     concepts, their joint probability (the product) is added to the score and bounds the match."""
-    head: list[tuple[int, Hit]] = []
-    tail: list[Hit] = []
+    head: list[tuple[int, _Ranked]] = []
+    tail: list[_Ranked] = []
     for position, c in enumerate(candidates):
         coverage = c.coverage(words)
-        s = scored.get(c.info.id)
+        s = scored.get(c.id)
         clip = c.clip if c.clip is not None else 0.0
-        concepts = None if fit is None else fit.get(c.info.id, {})
+        concepts = None if fit is None else fit.get(c.id, {})
         # no stored vector (a crash leftover): no chance of being the concept
         likely = None if concepts is None else float(np.prod(list(concepts.values()) or [0.0]))
         if s is None:
@@ -150,19 +170,18 @@ def _rank(request: SearchRequest, candidates: list[Candidate], scored: dict[int,
             if likely is not None:
                 score = likely if not request.terms else (score or 0.0) + likely
                 match = None if rerankable else likely
-            tail.append(hit(c.info, c.clip, None, score, match,
-                            _explain(request, c, None, match, words, coverage, concepts)))
+            tail.append(_Ranked(c, None, score, match, _explain(request, c, None, match, words, coverage, concepts)))
             continue
         match = _match(c, s.itm)
         score = fuse(fusion, match, clip, s.itc) - s.penalty + text_weight * coverage
         if likely is not None:
             score, match = score + likely, min(match, likely)
-        h = hit(c.info, c.clip, s.itm, score, match, _explain(request, c, s, match, words, coverage, concepts))
-        head.append((position // max(1, request.rerank_k), h))
-    head.sort(key=lambda bh: (bh[0], -(bh[1].score or 0.0)))
+        r = _Ranked(c, s.itm, score, match, _explain(request, c, s, match, words, coverage, concepts))
+        head.append((position // max(1, request.rerank_k), r))
+    head.sort(key=lambda br: (br[0], -(br[1].score or 0.0)))
     if fit is not None and not request.terms:
-        tail.sort(key=lambda h: -(h.score or 0.0))
-    return [h for _, h in head] + tail
+        tail.sort(key=lambda r: -(r.score or 0.0))
+    return [r for _, r in head] + tail
 
 
 def _explain(request: SearchRequest, c: Candidate, s: Scored | None, match: float | None, words: list[str],

@@ -51,7 +51,7 @@ def rerank(candidates: list[Candidate], positive: list[str], negative: list[str]
         scored.update(new)
         if cutoff <= 0:
             break
-        hits = sum(1 for c in batch if c.info.id in new and matched(c, new[c.info.id].itm))
+        hits = sum(1 for c in batch if c.id in new and matched(c, new[c.id].itm))
         found += hits
         if hits == 0 or found >= enough:
             break
@@ -65,13 +65,13 @@ def _score(batch: list[Candidate], positive: list[str], negative: list[str], itm
     from imgsearch.vision_states import vision_states
 
     states = vision_states([c.info for c in batch], itm, cache, workers)
-    readable = [c for c in batch if c.info.id in states]
+    readable = [c for c in batch if c.id in states]
     if not readable:
         return {}
-    stacked = torch.stack([states[c.info.id] for c in readable])
+    stacked = torch.stack([states[c.id] for c in readable])
     match, itc = itm.score(" and ".join(positive), stacked)
     penalty = [0.0] * len(readable)
     for phrase in negative:
         against, _ = itm.score(phrase, stacked)
         penalty = [max(p, a) for p, a in zip(penalty, against)]
-    return {c.info.id: Scored(m, t, p) for c, m, t, p in zip(readable, match, itc, penalty)}
+    return {c.id: Scored(m, t, p) for c, m, t, p in zip(readable, match, itc, penalty)}
