@@ -28,6 +28,7 @@ from imgsearch.progress import NoProgress, Progress
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo, KnownFile, NewFile
 from imgsearch.stores.vectors import point_payload
+from imgsearch.stores.writers import writing
 
 from .backfill import backfill
 from .captions import caption_pending
@@ -91,7 +92,7 @@ class IndexRun:
         new = [_new_file(str(d.found.path), d.found.size, d.found.mtime_ns, d.sha256, d.width, d.height,
                          d.taken_at, d.camera) for d in batch]
         with self.stores.lock:  # a reader holding it sees the batch in both stores or in neither
-            ids = self.stores.catalog.put_pending(new)
+            ids = self.stores.catalog.put_pending(new, self.stores.writer)
             self.stores.vectors.upsert(ids, vectors, [_payload(n) for n in new])
             self.stores.catalog.mark_vectors(ids)
             self.stores.catalog.set_tags(dict(zip(ids, tags)))
@@ -131,7 +132,7 @@ class IndexRun:
             new = _new_file(path, f.size, f.mtime_ns, sha, src.width, src.height, src.taken_at, src.camera,
                             src.caption)
             with self.stores.lock:
-                ids = catalog.put_pending([new])
+                ids = catalog.put_pending([new], self.stores.writer)
                 self.stores.vectors.upsert(ids, np.stack([stored[src.id]]), [_payload(new)])
                 catalog.mark_vectors(ids)
             self.report.copied += 1
@@ -201,7 +202,15 @@ def index(
 ) -> IndexReport:
     """`cancel` is polled between batches: when it says stop, the batch in hand is finished and
     the run ends without removals or captions (a later run does them). `vectors_phase` says where
-    CLIP runs (`distributed.RayVectors`: on a Ray cluster); all else stays here."""
+    CLIP runs (`distributed.RayVectors`: on a Ray cluster); all else stays here. The run holds a
+    writer's lease on the catalog (`stores.writers`), so writers elsewhere leave its batches be."""
+    with writing(stores, "imgsearch index"):
+        return _index(roots, stores, models, captions=captions, texts=texts, progress=progress, cancel=cancel,
+                      vectors_phase=vectors_phase)
+
+
+def _index(roots: Sequence[Path], stores: Stores, models: Models, *, captions: bool, texts: bool,
+           progress: Progress | None, cancel: Callable[[], bool] | None, vectors_phase: VectorsPhase) -> IndexReport:
     progress = progress or NoProgress()
     cancelled = cancel or (lambda: False)
     report = IndexReport()

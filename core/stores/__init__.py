@@ -18,6 +18,8 @@ class Stores:
     # Held around a write that touches both stores (a batch's rows and vectors), so a reader that
     # takes it too (the service's status) never sees one store ahead of the other.
     lock: AbstractContextManager[object] = field(default_factory=nullcontext)
+    # The lease id under which this process writes now (`stores.writers`), None when it does not.
+    writer: str | None = None
 
     def close(self) -> None:
         self.vectors.close()

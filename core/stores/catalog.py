@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgsearch.errors import StoreError, StoreMismatchError
-from imgsearch.stores.schema import FileRow, MetaRow
+from imgsearch.stores.schema import FileRow, MetaRow, WriterRow
 from sqlalchemy import (bindparam, create_engine, delete, event, func, inspect, literal_column, or_, select,
                         text, update)
 from sqlalchemy.engine import Engine
@@ -83,7 +83,7 @@ class CatalogCounts:
 
 # The newest migration in migrations/versions (tests/stores/test_catalog.py checks it is). A
 # catalog already there skips Alembic, whose import alone costs a cold query ~0.4 s.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 def alembic_config(url: str) -> Config:
@@ -428,9 +428,10 @@ class Catalog:
             return {sha: cap for sha, cap in s.execute(q)}
 
     # --- what the indexer writes ----------------------------------------------------------
-    def put_pending(self, files: Sequence[NewFile]) -> list[int]:
+    def put_pending(self, files: Sequence[NewFile], writer: str | None = None) -> list[int]:
         """Insert or refresh rows (by path) that will get a vector; returns their ids. A row's
-        id never changes, so re-embedding replaces its point instead of adding one."""
+        id never changes, so re-embedding replaces its point instead of adding one. `writer`:
+        who puts them pending (`stores.writers`): their points are in flight while it lives."""
         with self.session() as s, s.begin():
             by_path = {r.path: r for r in s.scalars(select(FileRow).where(FileRow.path.in_([f.path for f in files])))}
             rows = []
@@ -441,10 +442,34 @@ class Catalog:
                 row.date, row.date_source, row.camera = f.date, f.date_source, f.camera
                 row.caption, row.error, row.has_vector = f.caption, None, False
                 row.text, row.text_read, row.tags = None, False, None
+                row.writer = writer
                 s.add(row)
                 rows.append(row)
             s.flush()
             return [r.id for r in rows]
+
+    # --- writers at work on this catalog (imgsearch.stores.writers) ------------------------
+    def add_writer(self, writer: str, name: str, now: float) -> None:
+        with self.session() as s, s.begin():
+            s.add(WriterRow(id=writer, name=name, started=now, seen=now))
+
+    def refresh_writer(self, writer: str, now: float) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(WriterRow).where(WriterRow.id == writer).values(seen=now))
+
+    def remove_writer(self, writer: str) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(WriterRow).where(WriterRow.id == writer))
+
+    def in_flight(self, since: float, other_than: str | None = None) -> set[int]:
+        """Ids of rows still pending that a writer seen at `since` or later (not `other_than`)
+        put pending: their points are that writer's batch in flight, not a crash's leftovers."""
+        q = (select(FileRow.id).join(WriterRow, FileRow.writer == WriterRow.id)
+             .where(FileRow.has_vector.is_(False), WriterRow.seen >= since))
+        if other_than is not None:
+            q = q.where(WriterRow.id != other_than)
+        with self.session() as s:
+            return set(s.scalars(q))
 
     def mark_vectors(self, ids: Sequence[int], value: bool = True) -> None:
         with self.session() as s, s.begin():

@@ -15,10 +15,9 @@ writers may do today (docs/scale-out.md):
   id; each write is a transaction (PostgreSQL) or an acknowledged batch (Qdrant, `wait=True`);
   two writers embedding the same file write the same vector under the same id.
 - A run begins with `indexer.repair`, which deletes points whose rows are not yet marked
-  `has_vector`: that is also another writer's batch in flight (its rows pending, its points
-  just upserted). That writer then marks rows whose points are gone; the next run's repair
-  un-marks them and they are embedded again. Nothing is lost, but until then those pictures
-  are missing from searches. Start writers at once only on an index already repaired, or not.
+  `has_vector`, except those of rows another writer has pending while its lease is fresh: its
+  batch in flight (`stores.writers`). A writer killed mid-batch stops refreshing its lease, and
+  a repair a minute later removes its leftovers like any crash's.
 - Two writers inserting the same new path at the same moment: one batch fails on the unique
   path index (an error, not a duplicate row); run it again. Likewise two first runs creating
   the collection or recording the models at once.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, false
+from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -46,6 +46,21 @@ class FileRow(Base):
     text_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
     # Zero-shot tags (imgsearch.tags): JSON label -> probability; NULL: not tagged yet.
     tags: Mapped[str | None] = mapped_column(Text)
+    # The writer (`WriterRow`) that last put the row pending: its batch is in flight while that
+    # writer lives and the row has no vector yet (migration 0008).
+    writer: Mapped[str | None] = mapped_column(String(32))
+
+
+class WriterRow(Base):
+    """A process writing to this catalog now (`imgsearch.stores.writers`), alive while `seen`
+    (seconds since the epoch, its own clock) is recent."""
+
+    __tablename__ = "writers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    started: Mapped[float] = mapped_column(Double)
+    seen: Mapped[float] = mapped_column(Double)
 
 
 class MetaRow(Base):

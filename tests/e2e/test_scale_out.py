@@ -47,3 +47,37 @@ def test_a_postgres_catalog_with_a_qdrant_server(postgres_url: str, tmp_path: Pa
         vector = idx.search(SearchRequest((words("a red circle"),), mode=VECTOR, limit=20, rerank_k=0, min_match=0.0))
         assert len(vector) == 11 and str(victim) not in {h.path for h in vector}
     client.close()
+
+
+def test_a_writers_repair_leaves_another_live_writers_batch_in_flight(postgres_url: str, tmp_path: Path,
+                                                                      shapes_folder: Path) -> None:
+    """Two writers on one PostgreSQL catalog and one Qdrant collection (other homes, so no shared
+    lock): B's run starts with a crash repair while A has a batch in flight (rows pending, points
+    written). A's points stay while A's lease is fresh; once A stops refreshing it (killed), the
+    next repair removes them as a crash's leftovers and their rows are embedded again."""
+    import time
+
+    import numpy as np
+
+    from imgsearch.models.profiles import model_facts, resolve_profile
+    from imgsearch.stores import open_stores, recorded_dim
+    from imgsearch.stores.catalog import NewFile
+    from imgsearch.stores.writers import LEASE_S
+
+    a, b = (Settings(home=tmp_path / name, models="tiny", batch_size=8, decode_workers=2, catalog_url=postgres_url)
+            for name in ("a", "b"))
+    client = QdrantClient(":memory:")
+    assert run_index(b, [shapes_folder], captions=False, texts=False, client=client).embedded == 12
+    with open_stores(a, model_facts(resolve_profile(a)), recorded_dim(a), client=client) as stores:  # A, mid-batch
+        stores.catalog.add_writer("a" * 32, "writer a", time.time())
+        ids = stores.catalog.put_pending([NewFile(f"/elsewhere/{n}.png", 1, 1, f"{n:0>64}", 4, 3, None)
+                                          for n in range(3)], "a" * 32)
+        stores.vectors.upsert(ids, np.eye(3, recorded_dim(a), dtype=np.float32), [{} for _ in ids])
+        stores.vectors.flush()
+        report = run_index(b, [shapes_folder], captions=False, texts=False, client=client)
+        assert report.repaired == 0 and report.unchanged == 12
+        assert client.count(b.collection).count == 15  # A's batch is still there
+        stores.catalog.refresh_writer("a" * 32, time.time() - LEASE_S - 1)  # A was killed
+        report = run_index(b, [shapes_folder], captions=False, texts=False, client=client)
+        assert report.repaired == 3 and client.count(b.collection).count == 12
+    client.close()

@@ -1,0 +1,74 @@
+"""Several writers on one catalog and vector store (PostgreSQL and a Qdrant server shared by
+`index` runs, services or Ray jobs on several machines), each known to the others by a lease: a
+row in `writers` it refreshes every `LEASE_S / 4` seconds while it runs and removes when it stops.
+Rows it puts pending carry its id, so another writer's crash repair (`indexer.repair`) leaves
+that batch's points alone while the lease is fresh; a writer killed mid-batch stops refreshing,
+and once `LEASE_S` has passed its leftovers are repaired like any crash's.
+
+Times are the writers' own clocks (seconds since the epoch): machines a minute apart would see
+a live writer as gone. With SQLite there is one writer anyway (`WriterLock`), and the lease
+changes nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from imgsearch.stores import Stores
+from imgsearch.stores.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 60.0
+
+
+class WriterLease:
+    def __init__(self, catalog: Catalog, name: str) -> None:
+        self.catalog, self.name = catalog, name
+        self.id = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refresh, name="writer-lease", daemon=True)
+
+    def __enter__(self) -> WriterLease:
+        self.catalog.add_writer(self.id, self.name, time.time())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:
+            self.catalog.remove_writer(self.id)
+        except Exception as e:  # the lease then lapses by itself
+            log.warning("could not remove writer %s from the catalog: %s", self.id, e)
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(LEASE_S / 4):
+            try:
+                self.catalog.refresh_writer(self.id, time.time())
+            except Exception as e:  # a database that blinks: the next refresh may get through
+                log.warning("could not refresh writer %s: %s", self.id, e)
+
+
+@contextmanager
+def writing(stores: Stores, name: str) -> Iterator[Stores]:
+    """`stores` with a writer's lease for the duration, unless they already have one (a
+    service holds one for its lifetime)."""
+    if stores.writer is not None:
+        yield stores
+        return
+    with WriterLease(stores.catalog, name) as lease:
+        stores.writer = lease.id
+        try:
+            yield stores
+        finally:
+            stores.writer = None
+
+
+def in_flight(stores: Stores) -> set[int]:
+    """Rows other live writers have put pending: points of theirs that repair must leave."""
+    return stores.catalog.in_flight(time.time() - LEASE_S, other_than=stores.writer)
