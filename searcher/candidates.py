@@ -53,9 +53,9 @@ def gather(vector: np.ndarray | None, words: list[str], stores: Stores, fulltext
     the full-text index), fused when both are. Words' evidence is filled in for all of them."""
     by_id: dict[int, Candidate] = {}
     if vector is not None:
-        found = stores.vectors.search(vector, depth, filters.point_filter())
-        present = stores.catalog.present(i for i, _ in found)
-        for rank, (i, cos) in enumerate(((i, cos) for i, cos in found if i in present), start=1):
+        # a point without a row (a crash's leftover, until the next run's repair) is dropped when
+        # the rows are read (`with_infos`)
+        for rank, (i, cos) in enumerate(stores.vectors.search(vector, depth, filters.point_filter()), start=1):
             by_id[i] = Candidate(i, cos, {"vector": rank})
     if words:
         found = fulltext.search(words, depth, filters.folders, filters.date_from, filters.date_until, filters.cameras,
@@ -77,7 +77,7 @@ def gather(vector: np.ndarray | None, words: list[str], stores: Stores, fulltext
 
 def with_infos(candidates: list[Candidate], stores: Stores) -> list[Candidate]:
     """The candidates with their catalog rows read (one query for those not read yet), less any
-    whose row is gone since they were gathered (removed by another process meanwhile)."""
+    without a row: a crash's leftover point, or a picture removed meanwhile by another process."""
     missing = [c.id for c in candidates if c.info is None]
     if missing:
         infos = stores.catalog.get(missing)

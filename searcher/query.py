@@ -86,12 +86,24 @@ def run(request: SearchRequest, stores: Stores, embedder: Embedder | None, model
     ranked = _rank(request, candidates, scored, words, fusion, text_weight, fit, rerankable)
     if cutoff > 0 and (rerankable or fit is not None):
         ranked = [r for r in ranked if r.match is not None and r.match >= cutoff]
-    page = {c.id for c in with_infos([r.candidate for r in ranked[:shown]], stores)}
-    hits = [r.hit() for r in ranked[:shown] if r.candidate.id in page]
+    hits = [r.hit() for r in _page(ranked, shown, stores)]
     if request.sort != "relevance":  # the pictures that would be shown, by date (undated last)
         dated = sorted((h for h in hits if h.date), key=lambda h: h.date, reverse=request.sort == "newest")
         hits = dated + [h for h in hits if not h.date]
     return hits[request.offset:shown]
+
+
+def _page(ranked: list[_Ranked], shown: int, stores: Stores) -> list[_Ranked]:
+    """The first `shown` of `ranked` whose catalog rows can be read: one read, or a few more
+    where candidates had no row (a crash's leftover points)."""
+    out: list[_Ranked] = []
+    start = 0
+    while len(out) < shown and start < len(ranked):
+        chunk = ranked[start:start + shown - len(out)]
+        readable = {c.id for c in with_infos([r.candidate for r in chunk], stores)}
+        out += [r for r in chunk if r.candidate.id in readable]
+        start += len(chunk)
+    return out
 
 
 def _need(embedder: Embedder | None) -> Embedder:
