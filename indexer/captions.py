@@ -10,30 +10,58 @@ from imgsearch.models import Models
 from imgsearch.models.hub import model_ref_id
 from imgsearch.progress import Progress
 from imgsearch.stores import Stores
+from imgsearch.stores.catalog import FileInfo
+from imgsearch.stores.writers import claim
 
 from .reader import Decoded, Failed, read_all
 from .reuse import reuse_by_content
 from .scan import FoundFile
+
+CHUNK = 256  # pictures claimed at a time: what another writer cannot take from this one
 
 
 def caption_pending(
     stores: Stores, models: Models, workers: int, progress: Progress, *, limit: int = 10**9,
     cancel: Callable[[], bool] | None = None,
 ) -> int:
-    """Caption up to `limit` images; `cancel` is polled between batches (the service stops early
-    when new files wait for vectors, which come first)."""
+    """Caption up to `limit` images, claimed a chunk at a time (`CHUNK`: writers sharing the
+    catalog share the work, `stores.writers`); `cancel` is polled between batches (the service
+    stops early when new files wait for vectors, which come first)."""
     stores.catalog.adopt_captioner(model_ref_id(models.profile.captioner))
-    todo = stores.catalog.needs_caption(limit=limit)
-    if not todo:
+    total = min(limit, stores.catalog.waiting("caption"))
+    if not total:
         return 0
-    progress.phase("captions", len(todo))
+    progress.phase("captions", total)
+    done, after, captioned = 0, 0, 0
+    while done < limit and not (cancel and cancel()):
+        todo = stores.catalog.needs_caption(min(CHUNK, limit - done), after, claim(stores))
+        if not todo:
+            break
+        after = todo[-1].id
+        try:
+            n, pictures = _caption_chunk(todo, stores, models, workers, progress, 0 if captioned else total, cancel)
+        finally:
+            stores.catalog.release([f.id for f in todo], claim(stores))
+        done, captioned = done + n, captioned + pictures
+    from imgsearch.models.blip_vision import VARIANT  # torch's module: only where captions run
+
+    vision = models.captioner.vision if captioned else None
+    if vision is not None and vision.runtime == VARIANT and not (cancel and cancel()):
+        prepare_reranker(models, total, progress)
+    return done
+
+
+def _caption_chunk(todo: list[FileInfo], stores: Stores, models: Models, workers: int, progress: Progress,
+                   expected: int, cancel: Callable[[], bool] | None) -> tuple[int, int]:
+    """(rows done, pictures the captioner saw) of one claimed chunk; identical contents are
+    captioned once. `expected`: the pictures the run expects to caption (0 after its first)."""
     known = stores.catalog.caption_of_sha({f.sha256 for f in todo if f.sha256})
     done, rest = reuse_by_content(todo, known, stores.catalog.set_captions, progress)
     if not rest:
-        return done
+        return done, 0
     captioner = models.captioner
     if captioner.vision is not None:
-        captioner.vision.expect(len(rest))  # a large run may build the faster vision tower first
+        captioner.vision.expect(expected)  # a large run may build the faster vision tower first
     size = int(captioner.processor.image_processor.size["height"])
     by_path = {f.path: f for f in rest}
     files = [FoundFile(path=Path(f.path), size=f.size, mtime_ns=0) for f in rest]
@@ -59,11 +87,7 @@ def caption_pending(
             if cancel is not None and cancel():
                 break
     flush()
-    from imgsearch.models.blip_vision import VARIANT  # torch's module: only where captions run
-
-    if captioner.vision is not None and captioner.vision.runtime == VARIANT and not (cancel and cancel()):
-        prepare_reranker(models, len(rest), progress)
-    return done
+    return done, len(rest)
 
 
 def prepare_reranker(models: Models, pictures: int, progress: Progress) -> None:

@@ -11,33 +11,38 @@ from typing import Any
 
 from imgsearch.progress import Progress
 from imgsearch.stores import Stores
+from imgsearch.stores.writers import claim
 
 BATCH = 1024
 
 
 def tag_pending(stores: Stores, tagger: Any, progress: Progress, *, limit: int = 10**9,
                 cancel: Callable[[], bool] | None = None) -> int:
-    """Tag up to `limit` pictures; returns how many were tagged."""
+    """Tag up to `limit` pictures, claimed a batch at a time (writers sharing the catalog share
+    the work, `stores.writers`); returns how many were tagged."""
     stores.catalog.adopt_tagger(tagger.id)
-    done = 0
+    done, after = 0, 0
     started = False
     while done < limit:
-        ids = stores.catalog.needs_tags(min(BATCH, limit - done))
+        ids = stores.catalog.needs_tags(min(BATCH, limit - done), after, claim(stores))
         if not ids:
             break
+        after = ids[-1]
         if not started:
             counts = stores.catalog.counts()
             progress.phase("tags", min(limit, max(len(ids), counts.with_vector - counts.tagged)))
             started = True
-        stored = stores.vectors.get_vectors(ids)
-        have = [i for i in ids if i in stored]
-        tags = dict(zip(have, tagger.tag([stored[i] for i in have]))) if have else {}
-        # a row whose point is missing (a crash between the two stores) is left to repair; it
-        # must not be asked for again in this run
-        stores.catalog.set_tags(tags)
+        try:
+            stored = stores.vectors.get_vectors(ids)
+            # a row whose point is missing (a crash between the two stores) is left to repair;
+            # the run moves on past it (`after`)
+            have = [i for i in ids if i in stored]
+            stores.catalog.set_tags(dict(zip(have, tagger.tag([stored[i] for i in have]))) if have else {})
+        finally:
+            stores.catalog.release(ids, claim(stores))
         progress.advance(len(ids))
         done += len(have)
-        if len(have) < len(ids) or (cancel is not None and cancel()):
+        if cancel is not None and cancel():
             break
     if started:
         progress.done()

@@ -11,25 +11,44 @@ from typing import Any
 
 from imgsearch.progress import Progress
 from imgsearch.stores import Stores
+from imgsearch.stores.catalog import FileInfo
+from imgsearch.stores.writers import claim
 
 from .reader import Decoded, Failed, read_all
 from .reuse import reuse_by_content
 from .scan import FoundFile
 
 CHUNK = 8  # pictures stored together: a crash loses at most this much reading
+CLAIM = 256  # pictures claimed at a time: what another writer cannot take from this one
 
 
 def read_pending(
     stores: Stores, reader: Any, workers: int, progress: Progress, *, limit: int = 10**9,
     cancel: Callable[[], bool] | None = None,
 ) -> int:
-    """Read the text of up to `limit` pictures not read yet; `cancel` is polled between chunks
+    """Read the text of up to `limit` pictures not read yet, claimed `CLAIM` at a time (writers
+    sharing the catalog share the work, `stores.writers`); `cancel` is polled between chunks
     (the service stops early when new files wait for vectors). Returns how many were done."""
     stores.catalog.adopt_text_reader(reader.id)
-    todo = stores.catalog.needs_text(limit=limit)
-    if not todo:
+    total = min(limit, stores.catalog.waiting("text"))
+    if not total:
         return 0
-    progress.phase("text", len(todo))
+    progress.phase("text", total)
+    done, after = 0, 0
+    while done < limit and not (cancel and cancel()):
+        todo = stores.catalog.needs_text(min(CLAIM, limit - done), after, claim(stores))
+        if not todo:
+            break
+        after = todo[-1].id
+        try:
+            done += _read_chunk(todo, stores, reader, workers, progress, cancel)
+        finally:
+            stores.catalog.release([f.id for f in todo], claim(stores))
+    return done
+
+
+def _read_chunk(todo: list[FileInfo], stores: Stores, reader: Any, workers: int, progress: Progress,
+                cancel: Callable[[], bool] | None) -> int:
     known = stores.catalog.text_of_sha({f.sha256 for f in todo if f.sha256})
     done, rest = reuse_by_content(todo, known, stores.catalog.set_texts, progress)
     by_path = {f.path: f for f in rest}

@@ -33,6 +33,7 @@ from imgsearch.private import make_private
 from imgsearch.settings import Settings
 from imgsearch.stores import open_stores
 from imgsearch.stores.lock import WriterLock
+from imgsearch.stores.writers import WriterLease
 
 from .api import create_app
 from .engine import Engine
@@ -133,7 +134,7 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
     lock = None if query_only else WriterLock(index_dir, "service").acquire()
     _logging(index_dir)
     echo(f"starting the imgsearch service for {index_dir} (loading models)")
-    stores = watcher = worker = None
+    stores = watcher = worker = lease = None
     try:
         sock = _bind(host, port)
         models = Models(settings)
@@ -147,7 +148,9 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
             return
         engine = Engine(settings, models, stores)
         watching: list[Path] = []
-        if not query_only:
+        if not query_only:  # a writer for its lifetime: its batches and claims known to other writers
+            lease = WriterLease(stores.catalog, "imgsearch service").__enter__()
+            stores.writer = lease.id
             roots = Roots(index_dir, [*settings.roots, *paths])
             watching = roots.paths
             collector = ChangeCollector(ignore=(str(settings.home.absolute()),))
@@ -191,6 +194,8 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
             watcher.stop()
         if worker is not None:
             worker.join()
+        if lease is not None:
+            lease.__exit__(None, None, None)
         if stores is not None:
             stores.vectors.flush()
             stores.close()

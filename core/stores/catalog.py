@@ -71,6 +71,15 @@ class NewFile:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A writer asking for a phase's work (`Catalog.needs_caption` & co.): its lease id, and the
+    oldest lease refresh that still counts as alive (`stores.writers`)."""
+
+    writer: str
+    since: float
+
+
+@dataclass(frozen=True)
 class CatalogCounts:
     files: int
     images: int  # usable images (files minus skipped)
@@ -329,19 +338,53 @@ class Catalog:
             rows = c.execute(select(*_INFO_COLUMNS).where(self.among(FileRow.__table__.c.id, ids)))
             return {r.id: _info(r) for r in rows}
 
-    def needs_caption(self, limit: int) -> list[FileInfo]:
-        with self.session() as s:
-            return [_info(r) for r in s.scalars(_waiting(FileRow.caption.is_(None), limit))]
+    def needs_caption(self, limit: int, after: int = 0, claim: Claim | None = None) -> list[FileInfo]:
+        """Indexed pictures without a caption (ids above `after`), claimed for `claim`'s writer
+        when given (`_claimed`)."""
+        return [_info(r) for r in self._lacking(FileRow.caption.is_(None), limit, after, claim)]
 
-    def needs_text(self, limit: int) -> list[FileInfo]:
-        """Indexed pictures whose text has not been read yet."""
-        with self.session() as s:
-            return [_info(r) for r in s.scalars(_waiting(FileRow.text_read.is_(False), limit))]
+    def needs_text(self, limit: int, after: int = 0, claim: Claim | None = None) -> list[FileInfo]:
+        """Indexed pictures whose text has not been read yet; as `needs_caption`."""
+        return [_info(r) for r in self._lacking(FileRow.text_read.is_(False), limit, after, claim)]
 
-    def needs_tags(self, limit: int) -> list[int]:
-        """Ids of indexed pictures not tagged yet (their vectors are in the vector store)."""
+    def needs_tags(self, limit: int, after: int = 0, claim: Claim | None = None) -> list[int]:
+        """Ids of indexed pictures not tagged yet (their vectors are in the vector store); as
+        `needs_caption`."""
+        return [r.id for r in self._lacking(FileRow.tags.is_(None), limit, after, claim)]
+
+    def waiting(self, lacking: str) -> int:
+        """How many indexed pictures still lack this ("caption", "text" or "tags"): a phase's size."""
+        where = {"caption": FileRow.caption.is_(None), "text": FileRow.text_read.is_(False),
+                 "tags": FileRow.tags.is_(None)}[lacking]
         with self.session() as s:
-            return list(s.scalars(_waiting(FileRow.tags.is_(None), limit, FileRow.id)))
+            return s.scalar(select(func.count()).select_from(FileRow).where(
+                FileRow.has_vector, FileRow.error.is_(None), where)) or 0
+
+    def _lacking(self, lacking: Any, limit: int, after: int, claim: Claim | None) -> list[FileRow]:
+        """Rows a later phase has still to do, oldest first, above `after`. With a `claim` on
+        PostgreSQL, only rows no other live writer has claimed, and they are claimed for this
+        one in the same statement (`FOR UPDATE SKIP LOCKED`: two writers asking at once get
+        different rows): several writers share a phase's work instead of each doing all of it.
+        Its own earlier claims are not given again: a phase moves on by `after`, and releases
+        what it did not finish (`release`)."""
+        pick = _waiting(lacking, limit, FileRow.id).where(FileRow.id > after)
+        with self.session() as s, s.begin():
+            if claim is None or self.engine.dialect.name != "postgresql":
+                return list(s.scalars(_waiting(lacking, limit).where(FileRow.id > after)))
+            live = select(WriterRow.id).where(WriterRow.seen >= claim.since)
+            pick = pick.where(or_(FileRow.claim.is_(None), FileRow.claim.not_in(live))).with_for_update(skip_locked=True)
+            stmt = (update(FileRow).where(FileRow.id.in_(pick.scalar_subquery())).values(claim=claim.writer)
+                    .returning(FileRow).execution_options(synchronize_session=False))
+            return sorted(s.scalars(stmt), key=lambda r: r.id)
+
+    def release(self, ids: Sequence[int], claim: Claim | None) -> None:
+        """Give back this writer's claims on these rows (done or not): a row it did not finish
+        (a phase stopped early) is free for the next run, its own included."""
+        if claim is None or not ids or self.engine.dialect.name != "postgresql":
+            return
+        with self.session() as s, s.begin():
+            s.execute(update(FileRow).where(FileRow.id.in_(list(ids)), FileRow.claim == claim.writer)
+                      .values(claim=None).execution_options(synchronize_session=False))
 
     def set_tags(self, tags: dict[int, dict[str, float]]) -> None:
         if not tags:

@@ -49,6 +49,9 @@ class FileRow(Base):
     # The writer (`WriterRow`) that last put the row pending: its batch is in flight while that
     # writer lives and the row has no vector yet (migration 0008).
     writer: Mapped[str | None] = mapped_column(String(32))
+    # The writer doing a later phase's work on the row now (captions, text, tags; PostgreSQL):
+    # other writers leave it while that writer lives (`Catalog.needs_caption`, migration 0008).
+    claim: Mapped[str | None] = mapped_column(String(32))
 
 
 class WriterRow(Base):

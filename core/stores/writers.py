@@ -3,7 +3,9 @@
 row in `writers` it refreshes every `LEASE_S / 4` seconds while it runs and removes when it stops.
 Rows it puts pending carry its id, so another writer's crash repair (`indexer.repair`) leaves
 that batch's points alone while the lease is fresh; a writer killed mid-batch stops refreshing,
-and once `LEASE_S` has passed its leftovers are repaired like any crash's.
+and once `LEASE_S` has passed its leftovers are repaired like any crash's. The later phases
+(captions, text, tags) claim their rows a chunk at a time under the lease (`claim`), so writers
+share that work.
 
 Times are the writers' own clocks (seconds since the epoch): machines a minute apart would see
 a live writer as gone. With SQLite there is one writer anyway (`WriterLock`), and the lease
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from imgsearch.stores import Stores
-from imgsearch.stores.catalog import Catalog
+from imgsearch.stores.catalog import Catalog, Claim
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,12 @@ def writing(stores: Stores, name: str) -> Iterator[Stores]:
             yield stores
         finally:
             stores.writer = None
+
+
+def claim(stores: Stores) -> Claim | None:
+    """How this process asks for a later phase's work (`Catalog.needs_caption`): for itself, past
+    any other live writer's claims; None without a lease (then it asks for everything)."""
+    return None if stores.writer is None else Claim(stores.writer, time.time() - LEASE_S)
 
 
 def in_flight(stores: Stores) -> set[int]:

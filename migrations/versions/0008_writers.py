@@ -1,7 +1,9 @@
 """Writers working on one catalog at once (PostgreSQL and a Qdrant server shared by several
 `index` runs, services or Ray jobs): each is a row in `writers` that it keeps fresh while it runs
 (`seen`, seconds since the epoch), and marks the rows it has put pending (`files.writer`), so that
-another writer's crash repair leaves its batch in flight alone (`imgsearch.stores.writers`).
+another writer's crash repair leaves its batch in flight alone, and the rows whose captions, text
+or tags it is working on (`files.claim`), so that writers share that work instead of each doing
+all of it (`imgsearch.stores.writers`).
 
 Revision ID: 0008
 Revises: 0007
@@ -26,9 +28,11 @@ def upgrade() -> None:
         sa.Column("seen", sa.Double(), nullable=False),
     )
     op.add_column("files", sa.Column("writer", sa.String(32), nullable=True))
+    op.add_column("files", sa.Column("claim", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("files") as batch:
+        batch.drop_column("claim")
         batch.drop_column("writer")
     op.drop_table("writers")

@@ -81,3 +81,33 @@ def test_a_writers_repair_leaves_another_live_writers_batch_in_flight(postgres_u
         report = run_index(b, [shapes_folder], captions=False, texts=False, client=client)
         assert report.repaired == 3 and client.count(b.collection).count == 12
     client.close()
+
+
+def test_two_writers_caption_each_picture_once(postgres_url: str, tmp_path: Path, shapes_folder: Path) -> None:
+    """Two writers' caption phases at once on one PostgreSQL catalog: each claims what it does,
+    so together they caption each picture once (each alone would caption all twelve)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgsearch.indexer.captions import caption_pending
+    from imgsearch.models import Models
+    from imgsearch.progress import NoProgress
+    from imgsearch.stores import open_stores
+    from imgsearch.stores.writers import writing
+
+    a, b = (Settings(home=tmp_path / name, models="tiny", batch_size=8, decode_workers=2, catalog_url=postgres_url)
+            for name in ("a", "b"))
+    client = QdrantClient(":memory:")
+    assert run_index(b, [shapes_folder], captions=False, texts=False, client=client).embedded == 12
+
+    def captions(settings: Settings) -> int:
+        models = Models(settings)
+        with open_stores(settings, models.facts(), models.clip.dim, client=client) as stores, \
+                writing(stores, settings.home.name):
+            return caption_pending(stores, models, 2, NoProgress())
+
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(captions, (a, b)))
+    assert sum(done) == 12
+    with LocalIndex(b, client=client) as idx:
+        assert idx.status()["captioned"] == 12
+    client.close()
