@@ -11,7 +11,7 @@ from imgsearch.models.hub import model_ref_id
 from imgsearch.progress import Progress
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
-from imgsearch.stores.writers import claim
+from imgsearch.stores.writers import claimed
 
 from .reader import Decoded, Failed, read_all
 from .reuse import reuse_by_content
@@ -32,16 +32,9 @@ def caption_pending(
     if not total:
         return 0
     progress.phase("captions", total)
-    done, after, captioned = 0, 0, 0
-    while done < limit and not (cancel and cancel()):
-        todo = stores.catalog.needs_caption(min(CHUNK, limit - done), after, claim(stores))
-        if not todo:
-            break
-        after = todo[-1].id
-        try:
-            n, pictures = _caption_chunk(todo, stores, models, workers, progress, 0 if captioned else total, cancel)
-        finally:
-            stores.catalog.release([f.id for f in todo], claim(stores))
+    done, captioned = 0, 0
+    for todo in claimed(stores, stores.catalog.needs_caption, limit, CHUNK, cancel):
+        n, pictures = _caption_chunk(todo, stores, models, workers, progress, 0 if captioned else total, cancel)
         done, captioned = done + n, captioned + pictures
     from imgsearch.models.blip_vision import VARIANT  # torch's module: only where captions run
 

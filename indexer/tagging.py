@@ -11,7 +11,7 @@ from typing import Any
 
 from imgsearch.progress import Progress
 from imgsearch.stores import Stores
-from imgsearch.stores.writers import claim
+from imgsearch.stores.writers import claimed
 
 BATCH = 1024
 
@@ -21,29 +21,19 @@ def tag_pending(stores: Stores, tagger: Any, progress: Progress, *, limit: int =
     """Tag up to `limit` pictures, claimed a batch at a time (writers sharing the catalog share
     the work, `stores.writers`); returns how many were tagged."""
     stores.catalog.adopt_tagger(tagger.id)
-    done, after = 0, 0
+    done = 0
     started = False
-    while done < limit:
-        ids = stores.catalog.needs_tags(min(BATCH, limit - done), after, claim(stores))
-        if not ids:
-            break
-        after = ids[-1]
+    for ids in claimed(stores, stores.catalog.needs_tags, limit, BATCH, cancel):
         if not started:
-            counts = stores.catalog.counts()
-            progress.phase("tags", min(limit, max(len(ids), counts.with_vector - counts.tagged)))
+            progress.phase("tags", min(limit, max(len(ids), stores.catalog.waiting("tags"))))
             started = True
-        try:
-            stored = stores.vectors.get_vectors(ids)
-            # a row whose point is missing (a crash between the two stores) is left to repair;
-            # the run moves on past it (`after`)
-            have = [i for i in ids if i in stored]
-            stores.catalog.set_tags(dict(zip(have, tagger.tag([stored[i] for i in have]))) if have else {})
-        finally:
-            stores.catalog.release(ids, claim(stores))
+        stored = stores.vectors.get_vectors(ids)
+        # a row whose point is missing (a crash between the two stores) is left to repair; the
+        # run moves on past it
+        have = [i for i in ids if i in stored]
+        stores.catalog.set_tags(dict(zip(have, tagger.tag([stored[i] for i in have]))) if have else {})
         progress.advance(len(ids))
         done += len(have)
-        if cancel is not None and cancel():
-            break
     if started:
         progress.done()
     return done

@@ -12,7 +12,7 @@ from typing import Any
 from imgsearch.progress import Progress
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
-from imgsearch.stores.writers import claim
+from imgsearch.stores.writers import claimed
 
 from .reader import Decoded, Failed, read_all
 from .reuse import reuse_by_content
@@ -34,16 +34,9 @@ def read_pending(
     if not total:
         return 0
     progress.phase("text", total)
-    done, after = 0, 0
-    while done < limit and not (cancel and cancel()):
-        todo = stores.catalog.needs_text(min(CLAIM, limit - done), after, claim(stores))
-        if not todo:
-            break
-        after = todo[-1].id
-        try:
-            done += _read_chunk(todo, stores, reader, workers, progress, cancel)
-        finally:
-            stores.catalog.release([f.id for f in todo], claim(stores))
+    done = 0
+    for todo in claimed(stores, stores.catalog.needs_text, limit, CLAIM, cancel):
+        done += _read_chunk(todo, stores, reader, workers, progress, cancel)
     return done
 
 

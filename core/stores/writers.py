@@ -17,8 +17,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import Catalog, Claim
@@ -75,6 +76,26 @@ def claim(stores: Stores) -> Claim | None:
     """How this process asks for a later phase's work (`Catalog.needs_caption`): for itself, past
     any other live writer's claims; None without a lease (then it asks for everything)."""
     return None if stores.writer is None else Claim(stores.writer, time.time() - LEASE_S)
+
+
+def claimed(stores: Stores, needs: Callable[[int, int, Claim | None], list[Any]], limit: int, size: int,
+            cancel: Callable[[], bool] | None = None) -> Iterator[list[Any]]:
+    """A later phase's work in chunks of up to `size` rows (`needs`: `Catalog.needs_caption`,
+    `needs_text` or `needs_tags`), each claimed for this writer and given back when the caller
+    is done with it (finished or not: the next run takes up what is left); at most `limit` rows,
+    and none more once `cancel` says stop. Failed rows are not asked for again: the chunks move on
+    by id."""
+    after, given = 0, 0
+    while given < limit and not (cancel and cancel()):
+        todo = needs(min(size, limit - given), after, claim(stores))
+        if not todo:
+            return
+        ids = [row if isinstance(row, int) else row.id for row in todo]
+        after, given = ids[-1], given + len(ids)
+        try:
+            yield todo
+        finally:
+            stores.catalog.release(ids, claim(stores))
 
 
 def in_flight(stores: Stores) -> set[int]:
