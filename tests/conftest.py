@@ -84,6 +84,24 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield from fresh_postgres_database()
 
 
+def _drop(engine, name: str) -> None:  # type: ignore[no-untyped-def]
+    """DROP DATABASE … WITH (FORCE) ends the test's own connections, but not a server process of
+    another role that may be on it for a moment (an autovacuum worker, seen once in CI): retried."""
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(20):
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            return
+        except DBAPIError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+
+
 def fresh_postgres_database() -> Iterator[str]:
     """The URL of a new, empty UTF-8 database; dropped afterwards (connections left open too)."""
     from sqlalchemy import create_engine
@@ -99,7 +117,6 @@ def fresh_postgres_database() -> Iterator[str]:
         with engine.connect() as conn:
             conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
         yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _drop(engine, name)
     finally:
         engine.dispose()

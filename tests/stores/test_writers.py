@@ -120,3 +120,17 @@ def test_concurrent_claims_never_overlap(postgres_url: str) -> None:
     claimed = [i for share in shares for i in share]
     assert sorted(claimed) == sorted(ids)  # every row once, none twice
     catalog.close()
+
+
+def test_repair_leaves_other_writers_batches_only_where_other_writers_can_be(catalog_url: str) -> None:
+    """On SQLite the one writer holds the lock: another lease there is a killed run's, however
+    fresh, and its pending rows' points are leftovers to repair at once."""
+    from imgsearch.stores import Stores
+
+    catalog = open_catalog(catalog_url)
+    catalog.add_writer("a" * 32, "killed a moment ago", time.time())
+    theirs = _pending(catalog, ["1"], "a" * 32)
+    stores = Stores(catalog, None, writer="b" * 32)  # type: ignore[arg-type]  (repair's view needs no vectors)
+    expected = set() if catalog.engine.dialect.name == "sqlite" else set(theirs)
+    assert writers.in_flight(stores) == expected
+    catalog.close()
