@@ -237,6 +237,15 @@ def still_idle(client: ServiceClient) -> bool:
     return idle(client)
 
 
+def log_lines(svc: Service, path: str) -> list[str]:
+    """The service log's lines that name this file (what it made of it, for a failure's message)."""
+    try:
+        text = (svc.folder / "service.log").read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if os.path.basename(path) in line][-10:]
+
+
 def catalog_rows(svc: Service) -> list[tuple[str, bool, str | None]]:
     with sqlite3.connect(f"file:{svc.folder / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=5) as con:
         return [(p, bool(v), e) for p, v, e in con.execute("select path, has_vector, error from files")]
@@ -289,7 +298,10 @@ def test_the_index_stays_the_folder_through_a_long_churn_without_leaking(soak) -
     rows = catalog_rows(svc)
     paths = [p for p, _, _ in rows]
     assert len(paths) == len(set(paths)), "a path indexed twice"
-    assert [(p, e) for p, v, e in rows if not v or e] == [], "rows without a vector"
+    unfinished = [(p, e) for p, v, e in rows if not v or e]
+    assert not unfinished, "rows without a vector: " + "; ".join(
+        f"{p} ({e}); its story: {' / '.join(churn.story(p))}; the log on it: {' / '.join(log_lines(svc, p))}"
+        for p, e in unfinished[:3])
     wrong = sorted(set(paths) ^ on_disk)
     assert not wrong, (f"indexed but gone: {sorted(set(paths) - on_disk)[:5]}; on disk, not indexed: "
                        f"{sorted(on_disk - set(paths))[:5]}; what happened to {wrong[0]}:\n"
