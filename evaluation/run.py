@@ -107,10 +107,10 @@ def _index_and_search(
     with open_stores(settings, models.facts(), models.clip.dim) as stores:
         t0 = time.perf_counter()
         report = index([collection.folder], stores, models, captions=captions)
+        out["timings"] = {"load_s": load_s, "index_s": time.perf_counter() - t0}
         # as `imgsearch index` does: the queries' words then take the product's path (the text
         # tower's export, in a warm session where the CPU runs it)
         ensure_text_export(models.clip, settings.index_dir)
-        out["timings"] = {"load_s": load_s, "index_s": time.perf_counter() - t0}
         if report.skipped or report.seen != len(collection.scenes):
             raise RuntimeError(f"indexing lost pictures: seen {report.seen}, skipped {report.skipped[:3]}")
         if any(c != "clip" for c in configs):

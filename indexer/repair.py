@@ -20,7 +20,8 @@ def repair(stores: Stores) -> int:
     if stores.vectors.count() == len(marked):
         return 0
     present = stores.vectors.all_ids()
-    orphans = sorted(present - marked - (in_flight(stores) if present - marked else set()))
+    unmarked = present - marked
+    orphans = sorted(unmarked - in_flight(stores)) if unmarked else []
     missing = sorted(marked - present)
     if orphans:
         stores.vectors.delete(orphans)

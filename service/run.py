@@ -149,7 +149,7 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
         engine = Engine(settings, models, stores)
         watching: list[Path] = []
         if not query_only:  # a writer for its lifetime: its batches and claims known to other writers
-            lease = WriterLease(stores.catalog, "imgsearch service").__enter__()
+            lease = WriterLease(stores.catalog, "imgsearch service").acquire()
             stores.writer = lease.id
             roots = Roots(index_dir, [*settings.roots, *paths])
             watching = roots.paths
@@ -195,7 +195,7 @@ def _serve(settings: Settings, paths: Sequence[Path], captions: bool, echo: obje
         if worker is not None:
             worker.join()
         if lease is not None:
-            lease.__exit__(None, None, None)
+            lease.release()
         if stores is not None:
             stores.vectors.flush()
             stores.close()

@@ -169,11 +169,15 @@ def _tags(stored: str | None) -> dict[str, float] | None:
     return None if stored is None else json.loads(stored)
 
 
-def _waiting(lacking: Any, limit: int, what: Any = FileRow) -> Any:
+def _waiting(lacking: Any, limit: int | None, what: Any = FileRow) -> Any:
     """Indexed, usable rows a later phase has still to do (`lacking` says what they lack), the
     oldest first: what `needs_caption`, `needs_text`, `needs_tags` and `needs_backfill` ask."""
     return (select(what).where(FileRow.has_vector, FileRow.error.is_(None), lacking)
             .order_by(FileRow.id).limit(limit))
+
+
+# What each later phase's rows lack (`_waiting`): its work still to do.
+_LACKS = {"caption": FileRow.caption.is_(None), "text": FileRow.text_read.is_(False), "tags": FileRow.tags.is_(None)}
 
 
 def tags_json(tags: dict[str, float]) -> str:
@@ -340,25 +344,23 @@ class Catalog:
 
     def needs_caption(self, limit: int, after: int = 0, claim: Claim | None = None) -> list[FileInfo]:
         """Indexed pictures without a caption (ids above `after`), claimed for `claim`'s writer
-        when given (`_claimed`)."""
-        return [_info(r) for r in self._lacking(FileRow.caption.is_(None), limit, after, claim)]
+        when given (`_lacking`)."""
+        return [_info(r) for r in self._lacking(_LACKS["caption"], limit, after, claim)]
 
     def needs_text(self, limit: int, after: int = 0, claim: Claim | None = None) -> list[FileInfo]:
         """Indexed pictures whose text has not been read yet; as `needs_caption`."""
-        return [_info(r) for r in self._lacking(FileRow.text_read.is_(False), limit, after, claim)]
+        return [_info(r) for r in self._lacking(_LACKS["text"], limit, after, claim)]
 
     def needs_tags(self, limit: int, after: int = 0, claim: Claim | None = None) -> list[int]:
         """Ids of indexed pictures not tagged yet (their vectors are in the vector store); as
         `needs_caption`."""
-        return [r.id for r in self._lacking(FileRow.tags.is_(None), limit, after, claim)]
+        return [r.id for r in self._lacking(_LACKS["tags"], limit, after, claim)]
 
     def waiting(self, lacking: str) -> int:
         """How many indexed pictures still lack this ("caption", "text" or "tags"): a phase's size."""
-        where = {"caption": FileRow.caption.is_(None), "text": FileRow.text_read.is_(False),
-                 "tags": FileRow.tags.is_(None)}[lacking]
         with self.session() as s:
-            return s.scalar(select(func.count()).select_from(FileRow).where(
-                FileRow.has_vector, FileRow.error.is_(None), where)) or 0
+            rows = _waiting(_LACKS[lacking], None, FileRow.id).subquery()
+            return s.scalar(select(func.count()).select_from(rows)) or 0
 
     def _lacking(self, lacking: Any, limit: int, after: int, claim: Claim | None) -> list[FileRow]:
         """Rows a later phase has still to do, oldest first, above `after`. With a `claim` on
@@ -367,12 +369,13 @@ class Catalog:
         different rows): several writers share a phase's work instead of each doing all of it.
         Its own earlier claims are not given again: a phase moves on by `after`, and releases
         what it did not finish (`release`)."""
-        pick = _waiting(lacking, limit, FileRow.id).where(FileRow.id > after)
         with self.session() as s, s.begin():
             if claim is None or self.engine.dialect.name != "postgresql":
                 return list(s.scalars(_waiting(lacking, limit).where(FileRow.id > after)))
             live = select(WriterRow.id).where(WriterRow.seen >= claim.since)
-            pick = pick.where(or_(FileRow.claim.is_(None), FileRow.claim.not_in(live))).with_for_update(skip_locked=True)
+            pick = (_waiting(lacking, limit, FileRow.id)
+                    .where(FileRow.id > after, or_(FileRow.claim.is_(None), FileRow.claim.not_in(live)))
+                    .with_for_update(skip_locked=True))
             stmt = (update(FileRow).where(FileRow.id.in_(pick.scalar_subquery())).values(claim=claim.writer)
                     .returning(FileRow).execution_options(synchronize_session=False))
             return sorted(s.scalars(stmt), key=lambda r: r.id)

@@ -36,18 +36,24 @@ class WriterLease:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._refresh, name="writer-lease", daemon=True)
 
-    def __enter__(self) -> WriterLease:
+    def acquire(self) -> WriterLease:
         self.catalog.add_writer(self.id, self.name, time.time())
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         self._stop.set()
         self._thread.join()
         try:
             self.catalog.remove_writer(self.id)
         except Exception as e:  # the lease then lapses by itself
             log.warning("could not remove writer %s from the catalog: %s", self.id, e)
+
+    def __enter__(self) -> WriterLease:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def _refresh(self) -> None:
         while not self._stop.wait(LEASE_S / 4):
