@@ -34,7 +34,7 @@ from .backfill import backfill
 from .captions import caption_pending
 from .tagging import tag_pending
 from .texts import read_pending
-from .reader import VANISHED, Decoded, Failed, Reused, read_all, retry_later
+from .reader import CHANGING, VANISHED, Decoded, Failed, Reused, read_all, retry_later
 from .repair import repair
 from .scan import FoundFile, ScanProblem, scan
 
@@ -102,7 +102,9 @@ class IndexRun:
 
     def skip(self, outcome: Failed) -> None:
         f = outcome.found
-        if outcome.reason != VANISHED:  # a file gone leaves no row: its deletion is seen (event, next scan)
+        # a file gone, or written while it was read, leaves the catalog as it was: its deletion or
+        # its finished content is seen by its own event or the next scan
+        if outcome.reason not in (VANISHED, CHANGING):
             with self.stores.lock:
                 had_vector = self.stores.catalog.record_skip(str(f.path), f.size, f.mtime_ns, outcome.reason)
                 if had_vector is not None:

@@ -31,7 +31,8 @@ MAX_FILE_BYTES = 2 * 1024**3
 # content waits until it changes.
 UNREADABLE = "unreadable"
 VANISHED = "vanished during the scan"
-_OF_THE_MOMENT = (f"{UNREADABLE}:", VANISHED, "not enough memory")
+CHANGING = "changed while being read"  # written meanwhile: the writer's next event or scan reads it again
+_OF_THE_MOMENT = (f"{UNREADABLE}:", VANISHED, CHANGING, "not enough memory")
 
 
 def retry_later(reason: str) -> bool:
@@ -66,10 +67,23 @@ class Failed:
 Outcome = Decoded | Reused | Failed
 
 
+class FileChanging(OSError):
+    """The file changed between the first and the last byte read (being written right now)."""
+
+
 def read_file(path: Path) -> tuple[bytes, os.stat_result]:
-    """A file's bytes and the size and mtime of what was read (the one place files are opened)."""
+    """A file's bytes and the size and mtime of what was read (the one place files are opened).
+    A file written meanwhile raises `FileChanging`: its bytes may be torn (a rewrite read between
+    its truncation and its write gives an empty file) and no size and mtime describe them, so
+    nothing about it may be recorded (the signature taken after such a read would match the
+    finished file, which would then never be read again)."""
     with open(path, "rb") as f:
-        return f.read(), os.fstat(f.fileno())
+        before = os.fstat(f.fileno())
+        data = f.read()
+        after = os.fstat(f.fileno())
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
+        raise FileChanging(f"{path} changed while being read")
+    return data, after
 
 
 def read_one(
@@ -82,6 +96,8 @@ def read_one(
         found = FoundFile(found.path, st.st_size, st.st_mtime_ns)
     except FileNotFoundError:
         return Failed(found, VANISHED)
+    except FileChanging:
+        return Failed(found, CHANGING)
     except OSError as e:
         return Failed(found, f"{UNREADABLE}: {e.strerror or e}")
     sha = hashlib.sha256(data).hexdigest()

@@ -98,3 +98,56 @@ def test_a_file_gone_before_it_is_read_leaves_no_row(env, shapes_folder: Path, m
     assert report.skipped == [(str(victim), "vanished during the scan")]
     assert str(victim) not in stores.catalog.files_under([str(shapes_folder)])
     assert stores.catalog.skipped() == []
+
+
+def test_a_file_rewritten_while_it_is_read_is_read_again(env, shapes_folder: Path, monkeypatch) -> None:
+    """A program rewrites a picture (truncate, then write: `Path.write_bytes`, most editors) while
+    the run reads it: the read sees the emptied file, the size and mtime after it are the finished
+    file's. Recording "empty file" under those would make the finished file look unchanged to the
+    writer's own event and to every later run, so it would never be indexed; the catalog keeps
+    what it had, and the next run reads the new content."""
+    stores, models = env
+    index([shapes_folder], stores, models, captions=False)
+    victim, donor = sorted(shapes_folder.iterdir())[:2]
+    before = stores.catalog.files_under([str(shapes_folder)])[str(victim)]
+    new_content = donor.read_bytes() + b"\0" * 64  # another picture: a new hash, a new size
+    real_open = open
+
+    class Rewritten:
+        """The victim's file object: its content is truncated under the read and written after it."""
+
+        def __init__(self, f) -> None:
+            self.f = f
+
+        def read(self) -> bytes:
+            victim.write_bytes(b"")
+            data = self.f.read()
+            victim.write_bytes(new_content)
+            return data
+
+        def __getattr__(self, name: str):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.f.close()
+
+    def opening(path, *args, **kwargs):
+        f = real_open(path, *args, **kwargs)
+        return Rewritten(f) if Path(path) == victim and victim.read_bytes() != new_content else f
+
+    with monkeypatch.context() as m:
+        m.setattr(reader, "open", opening, raising=False)
+        victim.write_bytes(victim.read_bytes())  # a new mtime: the run reads it
+        during = index([shapes_folder], stores, models, captions=False)
+    assert during.skipped == [(str(victim), reader.CHANGING)]
+    kept = stores.catalog.files_under([str(shapes_folder)])[str(victim)]
+    assert kept.has_vector and kept.error is None and kept.sha256 == before.sha256, "the catalog kept what it had"
+
+    after = index([shapes_folder], stores, models, captions=False)  # the writer's event, or the next run
+    assert after.skipped == [] and after.embedded + after.copied == 1
+    row = stores.catalog.files_under([str(shapes_folder)])[str(victim)]
+    assert row.has_vector and row.error is None and row.size == len(new_content)
+    assert stores.vectors.count() == stores.catalog.counts().with_vector
