@@ -11,6 +11,7 @@ never compared."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
 import os
@@ -92,17 +93,21 @@ def _export(clip: Any, folder: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}-", dir=folder.parent))
     try:
         tokenizer.save(str(tmp / "tokenizer.json"))
+        tower = _fp32_text_tower(clip.model)
         with torch.inference_mode():  # open_clip's own encode_text (torch's attention), whole context
-            expected = _text_tower(clip.model, False)(reference).numpy()
-        text_model = _text_tower(clip.model, pool is not None)
+            expected = tower(reference).numpy()
+        if pool is not None:
+            tower.cut()
+        graph = io.BytesIO()  # traced on one probe: its axes are dynamic, and `_check` runs them all
         with warnings.catch_warnings():  # the exporter's notes are for its developers, not our users
             warnings.simplefilter("ignore")
-            torch.onnx.export(text_model, (reference,), str(tmp / "whole.onnx"), input_names=["ids"],
-                              output_names=["vectors"], opset_version=17, dynamo=False,
+            torch.onnx.export(tower, (reference[:1],), graph, input_names=["ids"], output_names=["vectors"],
+                              opset_version=17, dynamo=False,
                               dynamic_axes={"ids": {0: "n", 1: "length"} if pool else {0: "n"}, "vectors": {0: "n"}})
-        onnx.save_model(onnx.load(str(tmp / "whole.onnx")), str(tmp / "text.onnx"), save_as_external_data=True,
-                        all_tensors_to_one_file=True, location=WEIGHTS, size_threshold=1024)
-        (tmp / "whole.onnx").unlink()
+        onnx.save_model(onnx.load_model_from_string(graph.getvalue()), str(tmp / "text.onnx"),
+                        save_as_external_data=True, all_tensors_to_one_file=True, location=WEIGHTS,
+                        size_threshold=1024)
+        del graph, tower
         (tmp / META).write_text(json.dumps(meta))
         _check(tmp, meta, reference.numpy(), expected)
         shutil.rmtree(folder, ignore_errors=True)
@@ -111,10 +116,11 @@ def _export(clip: Any, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _text_tower(model: Any, cut: bool) -> Any:
-    """open_clip's encode_text on an fp32 copy without the vision tower: the model in use may be
-    bf16 and shared with other threads, so it is neither converted nor touched. `cut`: the tower
-    takes ids cut after their end-of-text token, of any length (`clip.encode_text_prefix`)."""
+def _fp32_text_tower(model: Any) -> Any:
+    """open_clip's encode_text on an fp32 copy of the text tower alone: the model in use may be
+    bf16 and shared with other threads, so it is neither converted nor touched, and its vision
+    tower (most of its weights) is not copied. `cut()` then makes the copy take ids cut after
+    their end-of-text token, of any length (`clip.encode_text_prefix`)."""
     import torch
 
     from imgsearch.models.clip import encode_text_prefix
@@ -122,15 +128,17 @@ def _text_tower(model: Any, cut: bool) -> Any:
     class TextTower(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = copy.deepcopy(model)
-            self.model.visual = None
+            self.model = copy.deepcopy(model, memo={id(model.visual): None})
             self.model.float().eval()
-            if cut:
-                for block in self.model.transformer.resblocks:
-                    block.attn = _traceable_attention(block.attn)
+            self._cut = False
+
+        def cut(self) -> None:
+            for block in self.model.transformer.resblocks:
+                block.attn = _traceable_attention(block.attn)
+            self._cut = True
 
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
-            if not cut:
+            if not self._cut:
                 return self.model.encode_text(ids, normalize=True)
             return torch.nn.functional.normalize(encode_text_prefix(self.model, ids), dim=-1)
 
