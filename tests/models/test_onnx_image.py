@@ -16,7 +16,6 @@ from imgsearch.models import Models, image_export
 from imgsearch.models.clip import load_clip
 from imgsearch.models.image_export import admit, ensure_image_export, top_k_agreement
 from imgsearch.models.onnx_image import CHOICE, export_folder, image_runtime_status, read_meta
-from imgsearch.models.runtime import cpu_has_fast_bf16
 from imgsearch.settings import Settings
 from PIL import Image
 
@@ -169,13 +168,8 @@ def test_status_reports_the_runtime_and_an_onnx_index_finds_what_torch_finds(tmp
             found[runtime] = [[Path(h.path).name for h in idx.search(SearchRequest((words(q),), limit=5, rerank_k=0))]
                               for q in ("a red circle", "a blue square", "a green star")]
             status = idx.status()["image_runtime"]
-        if runtime == "torch" or not cpu_has_fast_bf16():
-            expected = "torch" if runtime == "torch" else "onnx-int8"
-        else:  # torch runs bf16 on this CPU: what the build measured faster serves
-            meta = read_meta(settings.index_dir)
-            speeds = {n: v.get("img_s") or 0.0 for n, v in meta["variants"].items() if v["admitted"]}
-            fastest = max(speeds, key=speeds.__getitem__)
-            expected = fastest if speeds[fastest] > (meta.get("torch_img_s") or 0.0) else "torch"
+        # what the product's rule (unit-tested above) makes of this CPU and this run's measurements
+        expected = image_export.choose(read_meta(settings.index_dir), runtime, Models(settings).clip.runtime)[0]
         assert status["chosen"] == expected and status["setting"] == runtime and status["why"]
         assert (export_folder(settings.index_dir) / CHOICE).exists()
     assert found["auto"] == found["torch"]
