@@ -5,6 +5,7 @@ upgraded only by the Alembic migrations in `migrations/`, applied on open."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from imgsearch.errors import StoreError, StoreMismatchError
 from imgsearch.stores.schema import FileRow, MetaRow, WriterRow
-from sqlalchemy import (bindparam, create_engine, delete, event, func, inspect, literal_column, or_, select,
-                        text, update)
+from sqlalchemy import (Double, bindparam, cast, create_engine, delete, event, extract, func, insert, inspect,
+                        literal, literal_column, or_, select, text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -72,11 +73,11 @@ class NewFile:
 
 @dataclass(frozen=True)
 class Claim:
-    """A writer asking for a phase's work (`Catalog.needs_caption` & co.): its lease id, and the
-    oldest lease refresh that still counts as alive (`stores.writers`)."""
+    """A writer asking for a phase's work (`Catalog.needs_caption` & co.): its lease id, and how
+    long a lease stays alive without a refresh, on the catalog's clock (`stores.writers`)."""
 
     writer: str
-    since: float
+    lease_s: float
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,7 @@ class Catalog:
         with self.session() as s, s.begin():
             if claim is None or self.engine.dialect.name != "postgresql":
                 return list(s.scalars(_waiting(lacking, limit).where(FileRow.id > after)))
-            live = select(WriterRow.id).where(WriterRow.seen >= claim.since)
+            live = select(WriterRow.id).where(WriterRow.seen >= self._clock() - claim.lease_s)
             pick = (_waiting(lacking, limit, FileRow.id)
                     .where(FileRow.id > after, or_(FileRow.claim.is_(None), FileRow.claim.not_in(live)))
                     .with_for_update(skip_locked=True))
@@ -487,23 +488,48 @@ class Catalog:
             return [r.id for r in rows]
 
     # --- writers at work on this catalog (imgsearch.stores.writers) ------------------------
-    def add_writer(self, writer: str, name: str, now: float) -> None:
-        with self.session() as s, s.begin():
-            s.add(WriterRow(id=writer, name=name, started=now, seen=now))
+    # Every time written to `writers` or compared with one is the database's clock (`_clock`), so
+    # writers on machines whose clocks differ still agree on which leases are fresh.
+    def _clock(self) -> Any:
+        """SQL: now on the database's clock, in seconds since the epoch (PostgreSQL's clock, not
+        the transaction's start; SQLite's is this machine's, where its one writer runs)."""
+        if self.engine.dialect.name == "postgresql":
+            return cast(extract("epoch", func.clock_timestamp()), Double)
+        if self.engine.dialect.name == "sqlite":
+            return (func.julianday("now") - 2440587.5) * 86400.0
+        return literal(time.time(), Double)
 
-    def refresh_writer(self, writer: str, now: float) -> None:
+    def add_writer(self, writer: str, name: str, forget_s: float | None = None) -> None:
+        """Start a writer's lease; with `forget_s`, first drop the rows of writers not seen for
+        that long (killed long ago: to everyone else they are as dead as a lapsed lease)."""
         with self.session() as s, s.begin():
-            s.execute(update(WriterRow).where(WriterRow.id == writer).values(seen=now))
+            if forget_s is not None:
+                s.execute(delete(WriterRow).where(WriterRow.seen < self._clock() - forget_s))
+            self._insert_writer(s, writer, name)
+
+    def refresh_writer(self, writer: str, name: str) -> bool:
+        """Keep a lease fresh. A lease dropped meanwhile (`add_writer`'s `forget_s`: a writer that
+        stood still that long, suspended or cut off) starts again: False then."""
+        with self.session() as s, s.begin():
+            if s.execute(update(WriterRow).where(WriterRow.id == writer).values(seen=self._clock())).rowcount:
+                return True
+            self._insert_writer(s, writer, name)
+            return False
+
+    def _insert_writer(self, s: Session, writer: str, name: str) -> None:
+        now = self._clock()
+        s.execute(insert(WriterRow).values(id=writer, name=name, started=now, seen=now))
 
     def remove_writer(self, writer: str) -> None:
         with self.session() as s, s.begin():
             s.execute(delete(WriterRow).where(WriterRow.id == writer))
 
-    def in_flight(self, since: float, other_than: str | None = None) -> set[int]:
-        """Ids of rows still pending that a writer seen at `since` or later (not `other_than`)
-        put pending: their points are that writer's batch in flight, not a crash's leftovers."""
+    def in_flight(self, lease_s: float, other_than: str | None = None) -> set[int]:
+        """Ids of rows still pending that a writer seen in the last `lease_s` seconds (not
+        `other_than`) put pending: their points are that writer's batch in flight, not a crash's
+        leftovers. A writer whose row is gone (`add_writer`'s `forget_s`) counts as dead."""
         q = (select(FileRow.id).join(WriterRow, FileRow.writer == WriterRow.id)
-             .where(FileRow.has_vector.is_(False), WriterRow.seen >= since))
+             .where(FileRow.has_vector.is_(False), WriterRow.seen >= self._clock() - lease_s))
         if other_than is not None:
             q = q.where(WriterRow.id != other_than)
         with self.session() as s:

@@ -56,7 +56,7 @@ class FileRow(Base):
 
 class WriterRow(Base):
     """A process writing to this catalog now (`imgsearch.stores.writers`), alive while `seen`
-    (seconds since the epoch, its own clock) is recent."""
+    (seconds since the epoch, on the database's clock) is recent."""
 
     __tablename__ = "writers"
 

@@ -7,15 +7,17 @@ and once `LEASE_S` has passed its leftovers are repaired like any crash's. The l
 (captions, text, tags) claim their rows a chunk at a time under the lease (`claim`), so writers
 share that work.
 
-Times are the writers' own clocks (seconds since the epoch): machines a minute apart would see
-a live writer as gone. With SQLite there is one writer anyway (`WriterLock`), and the lease
-changes nothing."""
+Times are the catalog's clock, never a writer's own (`Catalog._clock`): every refresh is stamped
+and every lease judged by the database server, so writers whose clocks differ by minutes still
+agree on who is alive. A killed writer's row is dropped by the next writer to start once it is
+`FORGET_LEASES` leases old; to the others a dropped lease is a lapsed one (its rows are repaired,
+its claims free), and a writer that was only stalled that long takes its lease again at its next
+refresh. With SQLite there is one writer anyway (`WriterLock`), and the lease changes nothing."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from imgsearch.stores.catalog import Catalog, Claim
 log = logging.getLogger(__name__)
 
 LEASE_S = 60.0
+FORGET_LEASES = 5  # a lease this many LEASE_S old is a killed writer's: the next one to start drops it
 
 
 class WriterLease:
@@ -37,7 +40,7 @@ class WriterLease:
         self._thread = threading.Thread(target=self._refresh, name="writer-lease", daemon=True)
 
     def acquire(self) -> WriterLease:
-        self.catalog.add_writer(self.id, self.name, time.time())
+        self.catalog.add_writer(self.id, self.name, forget_s=FORGET_LEASES * LEASE_S)
         self._thread.start()
         return self
 
@@ -58,7 +61,9 @@ class WriterLease:
     def _refresh(self) -> None:
         while not self._stop.wait(LEASE_S / 4):
             try:
-                self.catalog.refresh_writer(self.id, time.time())
+                if not self.catalog.refresh_writer(self.id, self.name):
+                    log.warning("writer %s was not seen for %.0f s: its lease was dropped and starts again",
+                                self.id, FORGET_LEASES * LEASE_S)
             except Exception as e:  # a database that blinks: the next refresh may get through
                 log.warning("could not refresh writer %s: %s", self.id, e)
 
@@ -81,7 +86,7 @@ def writing(stores: Stores, name: str) -> Iterator[Stores]:
 def claim(stores: Stores) -> Claim | None:
     """How this process asks for a later phase's work (`Catalog.needs_caption`): for itself, past
     any other live writer's claims; None without a lease (then it asks for everything)."""
-    return None if stores.writer is None else Claim(stores.writer, time.time() - LEASE_S)
+    return None if stores.writer is None else Claim(stores.writer, LEASE_S)
 
 
 def claimed(stores: Stores, needs: Callable[[int, int, Claim | None], list[Any]], limit: int, size: int,
@@ -110,4 +115,4 @@ def in_flight(stores: Stores) -> set[int]:
     however fresh (a run restarted at once repairs its leftovers at once)."""
     if stores.catalog.engine.dialect.name == "sqlite":
         return set()
-    return stores.catalog.in_flight(time.time() - LEASE_S, other_than=stores.writer)
+    return stores.catalog.in_flight(LEASE_S, other_than=stores.writer)

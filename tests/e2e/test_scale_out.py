@@ -55,13 +55,13 @@ def test_a_writers_repair_leaves_another_live_writers_batch_in_flight(postgres_u
     lock): B's run starts with a crash repair while A has a batch in flight (rows pending, points
     written). A's points stay while A's lease is fresh; once A stops refreshing it (killed), the
     next repair removes them as a crash's leftovers and their rows are embedded again."""
-    import time
-
     import numpy as np
+    from sqlalchemy import update
 
     from imgsearch.models.profiles import model_facts, resolve_profile
     from imgsearch.stores import open_stores, recorded_dim
     from imgsearch.stores.catalog import NewFile
+    from imgsearch.stores.schema import WriterRow
     from imgsearch.stores.writers import LEASE_S
 
     a, b = (Settings(home=tmp_path / name, models="tiny", batch_size=8, decode_workers=2, catalog_url=postgres_url)
@@ -69,7 +69,7 @@ def test_a_writers_repair_leaves_another_live_writers_batch_in_flight(postgres_u
     client = QdrantClient(":memory:")
     assert run_index(b, [shapes_folder], captions=False, texts=False, client=client).embedded == 12
     with open_stores(a, model_facts(resolve_profile(a)), recorded_dim(a), client=client) as stores:  # A, mid-batch
-        stores.catalog.add_writer("a" * 32, "writer a", time.time())
+        stores.catalog.add_writer("a" * 32, "writer a")
         ids = stores.catalog.put_pending([NewFile(f"/elsewhere/{n}.png", 1, 1, f"{n:0>64}", 4, 3, None)
                                           for n in range(3)], "a" * 32)
         stores.vectors.upsert(ids, np.eye(3, recorded_dim(a), dtype=np.float32), [{} for _ in ids])
@@ -77,7 +77,8 @@ def test_a_writers_repair_leaves_another_live_writers_batch_in_flight(postgres_u
         report = run_index(b, [shapes_folder], captions=False, texts=False, client=client)
         assert report.repaired == 0 and report.unchanged == 12
         assert client.count(b.collection).count == 15  # A's batch is still there
-        stores.catalog.refresh_writer("a" * 32, time.time() - LEASE_S - 1)  # A was killed
+        with stores.catalog.session() as s, s.begin():  # A was killed: its last refresh ages
+            s.execute(update(WriterRow).where(WriterRow.id == "a" * 32).values(seen=WriterRow.seen - LEASE_S - 1))
         report = run_index(b, [shapes_folder], captions=False, texts=False, client=client)
         assert report.repaired == 3 and client.count(b.collection).count == 12
     client.close()
