@@ -38,8 +38,9 @@ def index(
     no_ocr: Annotated[bool, typer.Option("--no-ocr", help="Do not read the text in pictures (env IMGSEARCH_OCR=0).")] = False,
     precompute_rerank: Annotated[bool, typer.Option("--precompute-rerank", help="Also fill the ITM rerank cache.")] = False,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help=(
-        "Embed on a Ray cluster (its head's host:port; auto: start one on this machine). Every node "
-        "must read PATHS at the same path (a shared mount). Needs the scale extra (Ray)."))] = None,
+        "Run the models (CLIP, captions, OCR) on a Ray cluster (its head's host:port; auto: start one on "
+        "this machine). Every node must read PATHS at the same path (a shared mount). Needs the scale extra "
+        "(Ray)."))] = None,
     ray_workers: Annotated[Optional[int], typer.Option("--ray-workers", min=1, help=(
         "Model actors on the cluster (default: one per GPU, else one per IMGSEARCH_RAY_WORKER_CPUS cores)."))] = None,
     home: HomeOpt = None,
@@ -53,7 +54,7 @@ def index(
         settings = settings.model_copy(update={"ray_workers": ray_workers})
 
     def run() -> Any:
-        if ray is not None:  # this process writes; the CLIP phase runs on the cluster
+        if ray is not None:  # this process writes; the models run on the cluster
             from imgsearch.indexer.distributed import run_ray_index
 
             with progress_bar(enabled=not as_json) as progress:

@@ -1,7 +1,9 @@
-"""`imgsearch index PATHS --ray ADDRESS`: the CLIP phase of an index run spread over a Ray cluster.
+"""`imgsearch index PATHS --ray ADDRESS`: the model work of an index run spread over a Ray cluster.
 
 The driver (this process) runs `pipeline.index` itself, as a local run does (writer lock, repair,
-backfill, scan, removals, captions, OCR); only its vectors phase is this module's (`RayVectors`).
+backfill, scan, removals, the writes of every phase); its vectors phase is this module's
+(`RayVectors`), and the captions and OCR phases send their pictures to the cluster too
+(`distributed_texts`).
 The files to embed go to Ray Data as a dataset of (path, size, mtime) rows, one block per batch,
 mapped by a pool of model actors on the workers (`_ClipWorker`): each actor reads, hashes and
 decodes its batch with the local reader (`reader.read_all`, same decode, same skip reasons) and
@@ -47,7 +49,8 @@ if TYPE_CHECKING:  # pipeline imports torch: a run imports it when it starts, no
     from .scan import FoundFile
 
 # A test hook: the path of a marker file. The first actor call that finds it missing creates it and
-# kills its own process mid-batch (as a crashed or preempted worker would), once per marker.
+# kills its own process mid-batch (as a crashed or preempted worker would), once per marker: the
+# CLIP actors' at that path, the captions' and OCR's at that path + ".captions" and + ".text".
 FAIL_ONCE_ENV = "IMGSEARCH_RAY_FAIL_ONCE"
 INSTALL_HINT = "pip install 'imgsearch[scale]'"
 SHARED_HINT = ("every Ray node must read the pictures at the same path as this machine "
@@ -204,7 +207,7 @@ class _ClipWorker:
         self.known = _KnownPrefixes(prefixes)
         self.threads = max(1, threads)
         self.fail_once = fail_once
-        self.node = _node_name()
+        self.node = node_name()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
@@ -219,15 +222,21 @@ class _ClipWorker:
         if decoded:
             pixels = torch.stack([outcomes[i].pixels for i in decoded])
             vectors[decoded] = self.clip.encode_pixels(pixels)
-        if self.fail_once and not os.path.exists(self.fail_once):
-            Path(self.fail_once).write_text(f"killed mid-batch on {self.node}, pid {os.getpid()}\n")
-            os._exit(17)  # as a crashed or preempted worker: no cleanup, the batch in hand is lost
+        fail_once(self.fail_once, self.node)
         blobs = [pickle.dumps(replace(o, pixels=None) if isinstance(o, Decoded) else o) for o in outcomes]
         return {"outcome": np.array(blobs, dtype=object), "vector": vectors,
                 "node": np.array([self.node] * len(outcomes), dtype=object)}
 
 
-def _node_name() -> str:
+def fail_once(marker: str | None, node: str) -> None:
+    """The test hook (`FAIL_ONCE_ENV`): the first call that finds `marker` missing makes it and
+    ends this process."""
+    if marker and not os.path.exists(marker):
+        Path(marker).write_text(f"killed mid-batch on {node}, pid {os.getpid()}\n")
+        os._exit(17)  # as a crashed or preempted worker: no cleanup, the batch in hand is lost
+
+
+def node_name() -> str:
     try:
         import ray
 
@@ -301,7 +310,7 @@ class RayVectors:
                         embed_here(outcome.found)
                     elif isinstance(outcome, Failed):
                         if outcome.reason == VANISHED or outcome.reason.startswith(UNREADABLE):
-                            _check_here(outcome, node)
+                            check_here(outcome, node)
                         run.skip(outcome)
                     else:
                         assert isinstance(outcome, Decoded)
@@ -314,11 +323,11 @@ class RayVectors:
         except ImgsearchError:
             raise
         except Exception as e:
-            raise _explain(ray, e) from None
+            raise explain(ray, e) from None
         store()
 
 
-def _check_here(outcome: Any, node: str) -> None:
+def check_here(outcome: Any, node: str) -> None:
     """A worker that could not open a file this machine can open does not see the same files."""
     path = outcome.found.path
     try:
@@ -330,7 +339,7 @@ def _check_here(outcome: Any, node: str) -> None:
                         f"{SHARED_HINT}.")
 
 
-def _explain(ray: Any, e: Exception) -> ImgsearchError:
+def explain(ray: Any, e: Exception) -> ImgsearchError:
     """A failure inside the cluster as an error that says what happened (an imgsearch error raised
     on a worker, such as a model it cannot load, keeps its own message)."""
     cause = e
@@ -353,17 +362,21 @@ def run_ray_index(
     progress: Progress | None = None,
     client: object = None,
 ) -> Any:
-    """`runner.run_index` with the CLIP phase on a Ray cluster: joins the cluster (or starts one
+    """`runner.run_index` with the model work on a Ray cluster: joins the cluster (or starts one
     here with "auto") before anything is opened or loaded, and leaves it after."""
+    from .distributed_texts import RayTexts
+    from .pipeline import ModelWork
     from .runner import run_index
 
     # Ray prints what its workers and raylets report ("(raylet) A worker died ...") to stdout,
     # which is the report's (--json): while it runs, stdout is stderr.
     with contextlib.redirect_stdout(sys.stderr):
         ray = connect(address)  # a clear message before anything is opened or loaded
+        later = RayTexts(ray, settings)
         try:
             return run_index(settings, paths, captions=captions, texts=texts, precompute_rerank=precompute_rerank,
-                             progress=progress, client=client, vectors_phase=RayVectors(address),
-                             holder="imgsearch index --ray")
+                             progress=progress, client=client, holder="imgsearch index --ray",
+                             model_work=ModelWork(RayVectors(address), later.caption, later.read))
         finally:
+            later.close()
             ray.shutdown()

@@ -31,9 +31,9 @@ from imgsearch.stores.vectors import point_payload
 from imgsearch.stores.writers import writing
 
 from .backfill import backfill
-from .captions import caption_pending
+from .captions import Captioning, caption_pending
 from .tagging import tag_pending
-from .texts import read_pending
+from .texts import Reading, read_pending
 from .reader import CHANGING, VANISHED, Decoded, Failed, Reused, read_all, retry_later
 from .repair import repair
 from .scan import FoundFile, ScanProblem, scan
@@ -191,6 +191,16 @@ def local_vectors(run: IndexRun, work: list[FoundFile]) -> None:
         run.store(batch, run.embed(batch))
 
 
+@dataclass(frozen=True)
+class ModelWork:
+    """Where a run's model work is done: every phase here by default; `distributed` moves it to a
+    Ray cluster. What the models give back is written by the run, here, either way."""
+
+    vectors: VectorsPhase = local_vectors
+    captioning: Captioning | None = None  # None: here (`captions.local_captioning`)
+    reading: Reading | None = None  # None: here (`texts.local_reading`)
+
+
 def index(
     roots: Sequence[Path],
     stores: Stores,
@@ -200,19 +210,21 @@ def index(
     texts: bool = True,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
-    vectors_phase: VectorsPhase = local_vectors,
+    model_work: ModelWork = ModelWork(),
 ) -> IndexReport:
     """`cancel` is polled between batches: when it says stop, the batch in hand is finished and
-    the run ends without removals or captions (a later run does them). `vectors_phase` says where
-    CLIP runs (`distributed.RayVectors`: on a Ray cluster); all else stays here. The run holds a
-    writer's lease on the catalog (`stores.writers`), so writers elsewhere leave its batches be."""
+    the run ends without removals or captions (a later run does them). `model_work` says where
+    the models run (`distributed`: CLIP, the captioner and OCR on a Ray cluster); all else stays
+    here. The run holds a writer's lease on the catalog (`stores.writers`), so writers elsewhere
+    leave its batches be."""
     with writing(stores, "imgsearch index"):
         return _index(roots, stores, models, captions=captions, texts=texts, progress=progress, cancel=cancel,
-                      vectors_phase=vectors_phase)
+                      model_work=model_work)
 
 
 def _index(roots: Sequence[Path], stores: Stores, models: Models, *, captions: bool, texts: bool,
-           progress: Progress | None, cancel: Callable[[], bool] | None, vectors_phase: VectorsPhase) -> IndexReport:
+           progress: Progress | None, cancel: Callable[[], bool] | None,
+           model_work: ModelWork) -> IndexReport:
     progress = progress or NoProgress()
     cancelled = cancel or (lambda: False)
     report = IndexReport()
@@ -245,7 +257,7 @@ def _index(roots: Sequence[Path], stores: Stores, models: Models, *, captions: b
     reusable = stores.catalog.reusable_by_sha()
     run = IndexRun(stores, models, progress, report, roots, known, gone_by_sha, reusable, cancelled)
     models.clip.expect(len(work))  # a large run may build the faster image tower first
-    vectors_phase(run, work)
+    model_work.vectors(run, work)
     if cancelled():
         stores.vectors.flush()
         progress.done()
@@ -270,10 +282,12 @@ def _index(roots: Sequence[Path], stores: Stores, models: Models, *, captions: b
     workers = models.settings.decode_workers
     report.tagged += tag_pending(stores, models.tagger, progress, cancel=cancel)
     if captions:
-        report.captioned = caption_pending(stores, models, workers, progress, cancel=cancel)
+        report.captioned = caption_pending(stores, models, workers, progress, cancel=cancel,
+                                           captioning=model_work.captioning)
         progress.done()
     if texts and models.settings.ocr:
-        report.texts_read = read_pending(stores, models.text_reader, workers, progress, cancel=cancel)
+        report.texts_read = read_pending(stores, models.text_reader, workers, progress, cancel=cancel,
+                                         reading=model_work.reading)
         progress.done()
     return report
 

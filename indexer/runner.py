@@ -13,7 +13,7 @@ from imgsearch.settings import Settings
 from imgsearch.stores import open_stores
 from imgsearch.stores.lock import WriterLock
 
-from .pipeline import IndexReport, VectorsPhase, index, local_vectors
+from .pipeline import IndexReport, ModelWork, index
 
 
 def run_index(
@@ -25,17 +25,17 @@ def run_index(
     precompute_rerank: bool = False,
     progress: Progress | None = None,
     client: object = None,
-    vectors_phase: VectorsPhase = local_vectors,
+    model_work: ModelWork = ModelWork(),
     holder: str = "imgsearch index",
 ) -> IndexReport:
     """Open the stores for these settings and index `paths` (the CLI's entry when no service
     runs). Holds the writer lock (`holder` names this writer to a refused second one);
-    `vectors_phase` says where the CLIP vectors are computed (here, or on a Ray cluster)."""
+    `model_work` says where the models run (here, or on a Ray cluster)."""
     models = Models(settings)
     with WriterLock(settings.index_dir, holder), \
             open_stores(settings, models.facts(), models.clip.dim, client=client) as stores:
         report = index(paths, stores, models, captions=captions, texts=texts, progress=progress,
-                       vectors_phase=vectors_phase)
+                       model_work=model_work)
         # cold `query --no-rerank` then needs no torch (the service, when it runs, answers instead)
         ensure_text_export(models.clip, settings.index_dir)
         if precompute_rerank:

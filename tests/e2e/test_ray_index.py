@@ -1,7 +1,8 @@
 """`imgsearch index --ray ADDRESS` on a real two-node Ray cluster on this machine (`ray start --head`
 plus a second `ray start --address`, one CPU each, each node on its own loopback address): the index
 it builds equals a local run's on the same pictures (files, skipped files and reasons, vectors
-within 1e-5 cosine, tags, the top hits of a query), and a worker killed mid-batch costs nothing.
+within 1e-5 cosine, tags, captions, the text read in them, the top hits of a query), and a worker
+killed mid-batch, in any phase, costs nothing.
 The cluster must start: a machine where it cannot fails these tests, it does not skip them.
 docs/scale-out.md ("Indexing on a Ray cluster")."""
 
@@ -21,6 +22,7 @@ import numpy as np
 import psutil
 import pytest
 import ray  # noqa: F401  -- required, never skipped: `pip install '.[scale]'`, as CI does
+from PIL import Image, ImageDraw, ImageFont
 
 from conftest import make_shapes
 from imgsearch.library.local import LocalIndex
@@ -111,18 +113,28 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 _stop(proc)
 
 
+def _sign(path: Path, text: str) -> None:
+    """Dark words on a light board: a picture with text for the OCR phase."""
+    picture = Image.new("RGB", (480, 160), (236, 228, 205))
+    ImageDraw.Draw(picture).text((24, 40), text, fill=(30, 30, 40), font=ImageFont.load_default(size=54))
+    picture.save(path, quality=92)
+
+
 @pytest.fixture(scope="module")
 def pictures(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """18 shapes pictures (PNG and JPEG) in two folders, and a file that is not a picture. The
-    broken file comes last in scan order, so a local run's batches (of 4 decoded pictures) and the
-    cluster's (blocks of 4 files) hold the same pictures: CLIP's output on this CPU depends on what
-    else is in its batch by up to 5e-5 cosine (oneDNN picks its convolution by batch size; two
-    local runs with other batch sizes differ as much), more than the 1e-5 asked here."""
+    """18 shapes pictures (PNG and JPEG) and two signs in two folders, and a file that is not a
+    picture. The broken file comes last in scan order, so a local run's batches (of 4 decoded
+    pictures) and the cluster's (blocks of 4 files) hold the same pictures: CLIP's output on this
+    CPU depends on what else is in its batch by up to 5e-5 cosine (oneDNN picks its convolution by
+    batch size; two local runs with other batch sizes differ as much), more than the 1e-5 asked
+    here. The captions phase's batches are alike on both sides (all its pictures decode)."""
     folder = tmp_path_factory.mktemp("pics") / "photos"
     make_shapes(folder, 12, seed=11)
     make_shapes(folder / "more", 6, seed=12)
     for extra in folder.rglob("scenes.json"):
         extra.unlink()
+    _sign(folder / "sign-cafe.jpg", "CAFE MOZART")
+    _sign(folder / "more" / "sign-museum.jpg", "MUSEUM")
     (folder / "more" / "zz-broken.jpg").write_bytes(b"not a picture at all")
     return folder
 
@@ -132,18 +144,19 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     busy machine the cluster's workers and the local run may choose differently (bf16 vectors are
     ~2e-5 in cosine from fp32's, beyond this test's 1e-5)."""
     return {**os.environ, "IMGSEARCH_HOME": str(home), "IMGSEARCH_MODELS": "tiny", "IMGSEARCH_BATCH_SIZE": "4",
-            "IMGSEARCH_OCR": "0", "IMGSEARCH_DTYPE": "float32", "HF_HUB_OFFLINE": "1", **RAY_ENV, **extra}
+            "IMGSEARCH_OCR": "1", "IMGSEARCH_DTYPE": "float32", "HF_HUB_OFFLINE": "1", **RAY_ENV, **extra}
 
 
 def _index(folder: Path, home: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "imgsearch.cli.app", "index", str(folder), "--no-captions",
-                           "--json", *extra], env=env or _env(home), capture_output=True, text=True, timeout=600)
+    """A run with every phase (vectors, tags, captions, OCR)."""
+    done = subprocess.run([sys.executable, "-m", "imgsearch.cli.app", "index", str(folder), "--json", *extra],
+                          env=env or _env(home), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout)
 
 
 def _snapshot(home: Path) -> dict[str, Any]:
-    """Every file the catalog holds: its row's facts, tags, skip reason and stored vector."""
+    """Every file the catalog holds: its row's facts, tags, caption, text, skip reason and vector."""
     with LocalIndex(Settings(home=home, models="tiny")) as idx:
         stores = idx._open_stores()
         known = stores.catalog.files_under(["/"])
@@ -154,6 +167,7 @@ def _snapshot(home: Path) -> dict[str, Any]:
         info = infos.get(k.id)
         out[path] = {"sha256": k.sha256, "size": k.size, "error": k.error, "has_vector": k.has_vector,
                      "width": info and info.width, "height": info and info.height, "tags": info and info.tags,
+                     "caption": info and info.caption, "text": info and info.text,
                      "vector": vectors.get(k.id)}
     return out
 
@@ -166,10 +180,12 @@ def local_run(pictures: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 
 def _same_index(ray_snap: dict[str, Any], local_snap: dict[str, Any]) -> None:
     assert sorted(ray_snap) == sorted(local_snap)
-    assert sum(1 for f in local_snap.values() if f["has_vector"]) == 18
+    assert sum(1 for f in local_snap.values() if f["has_vector"]) == 20
+    assert all(f["caption"] for f in local_snap.values() if f["has_vector"])
+    assert "MOZART" in (local_snap[next(p for p in local_snap if p.endswith("sign-cafe.jpg"))]["text"] or "")
     for path, want in local_snap.items():
         got = ray_snap[path]
-        for key in ("sha256", "size", "error", "has_vector", "width", "height"):
+        for key in ("sha256", "size", "error", "has_vector", "width", "height", "caption", "text"):
             assert got[key] == want[key], (path, key)
         if want["has_vector"]:
             assert got["vector"] is not None, path
@@ -189,17 +205,19 @@ def _top(home: Path, queries: list[str]) -> list[list[str]]:
 
 def test_an_index_built_on_the_cluster_equals_a_local_one_though_a_worker_died(
         cluster: str, pictures: Path, local_run: Any, tmp_path: Path) -> None:
-    """One run on the cluster, in which the test hook kills a model actor's process mid-batch
-    (after it embedded, before it answered): Ray Data restarts the actor and runs the batch again,
-    and the index equals a local run's."""
+    """One run on the cluster, in which the test hook kills a model actor's process mid-batch in
+    each phase (after it embedded, captioned or read, before it answered): the actor restarts and
+    runs the batch again, and the index equals a local run's."""
     local_report, local_snap, local_home = local_run
     home = tmp_path / "home"
     marker = tmp_path / "killed-once"
     report = _index(pictures, home, "--ray", cluster, env=_env(home, IMGSEARCH_RAY_FAIL_ONCE=str(marker)))
-    assert marker.exists() and "killed mid-batch" in marker.read_text(), "no worker was killed"
+    for phase in ("killed-once", "killed-once.captions", "killed-once.text"):
+        assert "killed mid-batch" in (tmp_path / phase).read_text(), f"no worker was killed ({phase})"
     assert report.keys() == local_report.keys()  # the same --json shape
-    assert report == local_report  # seen, embedded, tagged, skipped with the same reasons, ...
-    assert report["embedded"] == 18 and report["skipped"] == [
+    assert report == local_report  # seen, embedded, tagged, captioned, texts read, skipped with the same reasons
+    assert report["embedded"] == 20 and report["captioned"] == 20 and report["texts_read"] == 20
+    assert report["skipped"] == [
         {"path": str(pictures / "more" / "zz-broken.jpg"), "reason": "not an image (unrecognised content)"}]
     _same_index(_snapshot(home), local_snap)
     queries = ["a red circle", "a blue square", "a green triangle"]
