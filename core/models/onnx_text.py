@@ -29,7 +29,10 @@ class OnnxTextEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        self.session = onnxruntime.InferenceSession(str(folder / "text.onnx"), session_options(warm),
+        options = session_options(warm)
+        if meta.get("optimized") and meta.get("ort") == onnxruntime.__version__:  # optimised by the export
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.session = onnxruntime.InferenceSession(str(folder / "text.onnx"), options,
                                                     providers=["CPUExecutionProvider"])
 
     def token_ids(self, text: str) -> np.ndarray:

@@ -52,6 +52,40 @@ def test_same_model_is_kept_another_is_replaced(clip, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
+def test_the_graph_is_saved_optimised_for_this_onnx_runtime_and_made_again_for_another(
+        clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export keeps the graph as ONNX Runtime optimises it, so a cold session loads it as it
+    is (optimisations off); an export made by another ONNX Runtime version is read with them on,
+    and replaced by the next process that has CLIP loaded."""
+    import onnxruntime
+
+    assert ensure_text_export(clip, tmp_path)
+    folder, meta = export_folder(tmp_path), read_meta(tmp_path)
+    assert meta["optimized"] == "extended" and meta["ort"] == onnxruntime.__version__
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "text.data", "text.onnx", "tokenizer.json"]
+
+    levels = []
+    real = onnxruntime.InferenceSession
+
+    def session(path, options, **kwargs):
+        levels.append(options.graph_optimization_level)
+        return real(path, options, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    want = OnnxTextEncoder(folder, meta).encode(SENTENCES)
+    older = {**meta, "ort": "1.0.0"}
+    got = OnnxTextEncoder(folder, older).encode(SENTENCES)
+    assert levels == [onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                      onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL]
+    np.testing.assert_allclose(got, want, atol=1e-5)  # the same graph either way
+    monkeypatch.undo()
+
+    (folder / "meta.json").write_text(json.dumps(older))
+    written = (folder / "text.onnx").stat().st_mtime_ns
+    assert ensure_text_export(clip, tmp_path)
+    assert read_meta(tmp_path)["ort"] == onnxruntime.__version__ and (folder / "text.onnx").stat().st_mtime_ns != written
+
+
 def test_a_failed_export_writes_nothing_and_says_why(clip, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     odd = SimpleNamespace(**{**vars(clip), "tokenizer": lambda texts: None})  # no portable form
     with caplog.at_level(logging.WARNING):
@@ -82,7 +116,7 @@ def test_the_graph_runs_only_up_to_the_end_token(clip, tmp_path: Path) -> None:
 
     assert ensure_text_export(clip, tmp_path)
     folder, meta = export_folder(tmp_path), read_meta(tmp_path)
-    assert meta["format"] == 2 and meta["pool"] in ("argmax", "eos") and (folder / "text.data").exists()
+    assert meta["format"] == 3 and meta["pool"] in ("argmax", "eos") and (folder / "text.data").exists()
     encoder = OnnxTextEncoder(folder, meta)
     ids = np.stack([encoder.token_ids(t) for t in SENTENCES])
     whole = encoder.session.run(None, {"ids": ids})[0]  # the session itself: no cut
@@ -108,7 +142,7 @@ def test_an_export_of_the_first_format_is_read_then_replaced(clip, tmp_path: Pat
     assert read_meta(tmp_path) == old
     encoder = OnnxTextEncoder(export_folder(tmp_path), old)
     assert float((encoder.encode(SENTENCES) * clip.encode_texts(SENTENCES)).sum(1).min()) > 0.999
-    assert ensure_text_export(clip, tmp_path) and read_meta(tmp_path)["format"] == 2
+    assert ensure_text_export(clip, tmp_path) and read_meta(tmp_path)["format"] == 3
 
 
 def test_threads_are_physical_cores() -> None:
