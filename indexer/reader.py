@@ -81,7 +81,8 @@ def read_file(path: Path) -> tuple[bytes, os.stat_result]:
         before = os.fstat(f.fileno())
         data = f.read()
         after = os.fstat(f.fileno())
-    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
+    signatures = [(st.st_size, st.st_mtime_ns) for st in (before, after)]
+    if signatures[0] != signatures[1] or len(data) != after.st_size:
         raise FileChanging(f"{path} changed while being read")
     return data, after
 

@@ -86,7 +86,8 @@ def _export(clip: Any, folder: Path) -> None:
     context = int(clip.tokenizer.context_length)
     reference = clip.tokenizer(PROBES)
     pool = end_pool(clip.model) if _attention_traceable(clip.model) else None
-    meta = {"format": FORMAT, "ort": _ort_version(), "optimized": OPTIMIZED, "clip_model": clip.model_id, "dim": clip.dim, "context_length": context,
+    meta = {"format": FORMAT, "ort": _ort_version(), "optimized": OPTIMIZED, "clip_model": clip.model_id,
+            "dim": clip.dim, "context_length": context,
             "pad_id": int(reference[PROBES.index("")][-1]), "eot_id": int(reference[-1][-1]), "clean": clean,
             "pool": pool, "eos_id": getattr(clip.model, "text_eos_id", None)}
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +105,8 @@ def _export(clip: Any, folder: Path) -> None:
         with warnings.catch_warnings():  # the exporter's notes are for its developers, not our users
             warnings.simplefilter("ignore")
             torch.onnx.export(tower, (reference[:1],), graph, input_names=["ids"], output_names=["vectors"],
-                              opset_version=17, dynamo=False,
-                              dynamic_axes={"ids": {0: "n", 1: "length"} if pool else {0: "n"}, "vectors": {0: "n"}})
+                              opset_version=17, dynamo=False, dynamic_axes={
+                                  "ids": {0: "n", 1: "length"} if pool else {0: "n"}, "vectors": {0: "n"}})
         onnx.save_model(onnx.load_model_from_string(graph.getvalue()), str(tmp / "traced.onnx"),
                         save_as_external_data=True, all_tensors_to_one_file=True, location="traced.data",
                         size_threshold=1024)
@@ -125,11 +126,12 @@ OPTIMIZED = "extended"  # the level of ONNX Runtime's graph optimisations the sa
 
 
 def _optimize(source: Path, target: Path) -> None:
-    """`source` with ONNX Runtime's graph optimisations applied (fusions; the "extended" level, as
-    the layout ones of "all" are tied to this CPU's instructions) and saved as `target`, its
-    weights in `WEIGHTS` beside it, so that a session loads it as it is (`onnx_text`): a cold
-    query's session starts in ~20 ms instead of ~60 (2-core Xeon). Made for this ONNX Runtime
-    version (meta "ort"): another version optimises it again, and an index run exports anew."""
+    """`source` with ONNX Runtime's graph optimisations applied (the "extended" level: constant
+    folding, eliminations, fusions; the layout ones of "all" are tied to this CPU's instructions)
+    and saved as `target`, its weights in `WEIGHTS` beside it, so that a session loads it as it
+    is (`onnx_text`): a cold query's session starts in ~20 ms instead of ~60 (2-core Xeon). Made
+    for this ONNX Runtime version (meta "ort"): another version optimises it again, and an index
+    run exports anew."""
     import onnxruntime
 
     from imgsearch.models.onnx_text import session_options
@@ -138,7 +140,8 @@ def _optimize(source: Path, target: Path) -> None:
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(target)
     options.add_session_config_entry("session.optimized_model_external_initializers_file_name", WEIGHTS)
-    options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
+                                     "1024")
     onnxruntime.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
 
 
@@ -160,7 +163,8 @@ def _fp32_text_tower(model: Any) -> Any:
     class TextTower(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = copy.deepcopy(model, memo={id(model.visual): None})
+            visual = getattr(model, "visual", None)
+            self.model = copy.deepcopy(model, memo={} if visual is None else {id(visual): None})
             self.model.float().eval()
             self._cut = False
 

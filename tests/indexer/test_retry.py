@@ -144,7 +144,7 @@ def test_a_file_rewritten_while_it_is_read_is_read_again(env, shapes_folder: Pat
         during = index([shapes_folder], stores, models, captions=False)
     assert during.skipped == [(str(victim), reader.CHANGING)]
     kept = stores.catalog.files_under([str(shapes_folder)])[str(victim)]
-    assert kept.has_vector and kept.error is None and kept.sha256 == before.sha256, "the catalog kept what it had"
+    assert kept.has_vector and kept.error is None and kept.sha256 == before.sha256, "the catalog kept its row"
 
     after = index([shapes_folder], stores, models, captions=False)  # the writer's event, or the next run
     assert after.skipped == [] and after.embedded + after.copied == 1

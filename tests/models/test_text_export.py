@@ -83,7 +83,8 @@ def test_the_graph_is_saved_optimised_for_this_onnx_runtime_and_made_again_for_a
     (folder / "meta.json").write_text(json.dumps(older))
     written = (folder / "text.onnx").stat().st_mtime_ns
     assert ensure_text_export(clip, tmp_path)
-    assert read_meta(tmp_path)["ort"] == onnxruntime.__version__ and (folder / "text.onnx").stat().st_mtime_ns != written
+    assert read_meta(tmp_path)["ort"] == onnxruntime.__version__
+    assert (folder / "text.onnx").stat().st_mtime_ns != written
 
 
 def test_a_failed_export_writes_nothing_and_says_why(clip, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
