@@ -275,7 +275,7 @@ class RayVectors:
     def __call__(self, run: IndexRun, work: list[FoundFile]) -> None:
         if not work:
             return
-        from .reader import UNREADABLE, VANISHED, Decoded, Failed, Reused, read_one
+        from .reader import Decoded, Failed, Reused, read_one
 
         clip, batch_size = run.models.clip, run.models.settings.batch_size
         batch: list[Decoded] = []
@@ -309,8 +309,7 @@ class RayVectors:
                             continue
                         embed_here(outcome.found)
                     elif isinstance(outcome, Failed):
-                        if outcome.reason == VANISHED or outcome.reason.startswith(UNREADABLE):
-                            check_here(outcome, node)
+                        check_here(outcome, node)
                         run.skip(outcome)
                     else:
                         assert isinstance(outcome, Decoded)
@@ -328,7 +327,12 @@ class RayVectors:
 
 
 def check_here(outcome: Any, node: str) -> None:
-    """A worker that could not open a file this machine can open does not see the same files."""
+    """A worker that could not open a file (gone or unreadable there) this machine can open does
+    not see the same files. Other reasons a file was skipped say nothing of the node."""
+    from .reader import UNREADABLE, VANISHED
+
+    if not (outcome.reason == VANISHED or outcome.reason.startswith(UNREADABLE)):
+        return
     path = outcome.found.path
     try:
         with open(path, "rb") as f:

@@ -27,7 +27,7 @@ from imgsearch.errors import ImgsearchError
 from imgsearch.settings import Settings
 
 from .distributed import FAIL_ONCE_ENV, check_here, explain, fail_once, node_name, plan_actors
-from .reader import UNREADABLE, VANISHED, Failed
+from .reader import Failed
 from .reuse import Seen
 from .scan import FoundFile
 from .texts import CHUNK as READ_BATCH  # pictures an actor reads per call: a crash's loss stays as small
@@ -42,9 +42,9 @@ class _TextWorker:
         import torch
         from imgsearch.models import Models
 
-        torch.set_num_threads(max(1, threads))
-        self.models = Models(settings)
         self.threads = max(1, threads)
+        torch.set_num_threads(self.threads)
+        self.models = Models(settings)
         self.markers = {phase: f"{fail_once}.{phase}" for phase in ("captions", "text")} if fail_once else {}
         self.node = node_name()
         self.vision_chosen = False
@@ -133,6 +133,6 @@ def _split(files: Sequence[FoundFile], size: int) -> list[list[FoundFile]]:
 def _checked(node: str, seen: list[Seen]) -> list[Seen]:
     """A worker's results, once no file it could not open is one this machine can open."""
     for s in seen:
-        if isinstance(s, Failed) and (s.reason == VANISHED or s.reason.startswith(UNREADABLE)):
+        if isinstance(s, Failed):
             check_here(s, node)
     return seen
