@@ -202,11 +202,13 @@ class Rclip:
     def env(self, datadir: Path) -> dict[str, str]:
         return user_env({"RCLIP_DATADIR": str(datadir)})
 
-    def index(self, photos: Path, datadir: Path, batch: int) -> dict[str, Any]:
-        """One index from scratch in a fresh process: rclip's figures (`images_per_s` = pictures /
-        `init_rclip` seconds, its visual ONNX session creation included) and the process's wall up to
-        the end of indexing (the process's wall less its one query, which bench_rclip.py always makes)."""
-        self.fresh_datadir(datadir)
+    def index(self, photos: Path, datadir: Path, batch: int, fresh: bool = True) -> dict[str, Any]:
+        """One index from scratch (`fresh`; else again over the index in `datadir`) in a fresh
+        process: rclip's figures (`images_per_s` = pictures / `init_rclip` seconds, its visual ONNX
+        session creation included) and the process's wall up to the end of indexing (the process's
+        wall less its one query, which bench_rclip.py always makes)."""
+        if fresh:
+            self.fresh_datadir(datadir)
         run = timed([str(self.python), str(self.scripts / "bench_rclip.py"), "index", str(photos), QUERY,
                      "--batch", str(batch), "--warm", "0"], self.env(datadir))
         kv = parse_keyvals(run["stdout"])
@@ -239,14 +241,19 @@ def imgsearch_env(settings: Mapping[str, str], home: Path) -> dict[str, str]:
     return user_env({"IMGSEARCH_HOME": str(home), **{f"IMGSEARCH_{k.upper()}": v for k, v in settings.items()}})
 
 
-def imgsearch_index_cli(settings: Mapping[str, str], photos: Path, home: Path, expected: int) -> dict[str, Any]:
-    """`imgsearch index PHOTOS --no-captions --no-ocr --json` into a fresh home, from a fresh process."""
-    shutil.rmtree(home, ignore_errors=True)
+def imgsearch_index_cli(settings: Mapping[str, str], photos: Path, home: Path, expected: int,
+                       fresh: bool = True) -> dict[str, Any]:
+    """`imgsearch index PHOTOS --no-captions --no-ocr --json` into a fresh home (`fresh`; else
+    again into the home indexed before, nothing changed), from a fresh process."""
+    if fresh:
+        shutil.rmtree(home, ignore_errors=True)
     run = timed([*imgsearch_exe(), "index", str(photos), "--no-captions", "--no-ocr", "--json"],
                 imgsearch_env(settings, home))
     report = json.loads(run["stdout"][run["stdout"].index("{"):])
-    if report.get("embedded") != expected or report.get("skipped"):
-        raise RuntimeError(f"imgsearch index embedded {report.get('embedded')} of {expected}: {report.get('skipped')}")
+    embedded, unchanged = (expected, 0) if fresh else (0, expected)
+    if report.get("embedded") != embedded or report.get("unchanged") != unchanged or report.get("skipped"):
+        raise RuntimeError(f"imgsearch index embedded {report.get('embedded')} of {embedded}, found "
+                           f"{report.get('unchanged')} of {unchanged} unchanged: {report.get('skipped')}")
     return {"index_wall_s": run["wall_s"], "cpu_s": run["cpu_s"], "peak_rss_mb": run["peak_rss_mb"],
             "embedded": report["embedded"]}
 
@@ -475,7 +482,13 @@ def measure_side_by_side(
                     "expected": spec.count})),
                 ("imgsearch_index", lambda: imgsearch_index_cli(settings, photos, base / "imgsearch-home", spec.count)),
             ]
-            for name, step in steps if forward else steps[::-1]:
+            # then both again over what they indexed, nothing changed: the everyday re-run
+            again: list[tuple[str, Callable[[], Any]]] = [
+                ("rclip_reindex", lambda: rclip.index(photos, base / "rclip-data", plan.batch, fresh=False)),
+                ("imgsearch_reindex", lambda: imgsearch_index_cli(settings, photos, base / "imgsearch-home",
+                                                                  spec.count, fresh=False)),
+            ]
+            for name, step in (steps if forward else steps[::-1]) + (again if forward else again[::-1]):
                 log(f"peers: round {r + 1}: {spec.name}: {name.replace('_', ' ')}")
                 got[name] = step()
             got["rclip_session_load_s"] = rclip.session_load(base / "rclip-data")
@@ -512,7 +525,7 @@ class PeerTarget:
     key: str
     figure: str
     goal: str
-    threshold: float
+    threshold: float | None  # None: measured beside the issue's targets, with none of its own
     higher_is_better: bool
     ratio: str  # how the ratio is formed
 
@@ -524,12 +537,18 @@ PEER_TARGETS = (
                "rclip s / imgsearch s"),
     PeerTarget("index_12mp", "whole `index --no-captions` wall, 12 MP photos", "≥ 1.5×", 1.5, True,
                "rclip s / imgsearch s"),
+    PeerTarget("reindex_640x480", "`index` again, nothing changed, 640×480 photos", "–", None, True,
+               "rclip s / imgsearch s"),
+    PeerTarget("reindex_12mp", "`index` again, nothing changed, 12 MP photos", "–", None, True,
+               "rclip s / imgsearch s"),
     PeerTarget("warm_query", "warm query, no rerank (p50)", "≤ 0.5×", 0.5, False, "imgsearch s / rclip s"),
     PeerTarget("cold_query", "cold `query --no-rerank` from a shell", "≤ 1.0×", 1.0, False, "imgsearch s / rclip s"),
 )
 
 
 def _status(value: float | None, t: PeerTarget) -> str:
+    if t.threshold is None:
+        return "no target"
     if value is None:
         return "not measured"
     return "reached" if (value >= t.threshold if t.higher_is_better else value <= t.threshold) else "missed"
@@ -572,6 +591,11 @@ def summarize_side_by_side(raw: dict[str, Any]) -> dict[str, Any]:
         figures[f"index_{name}"]["peak_rss_mb"] = {
             "rclip": summarize([s["rclip_index"]["peak_rss_mb"] for s in sets]),
             "imgsearch": summarize([s["imgsearch_index"]["peak_rss_mb"] for s in sets])}
+        again = [s for s in sets if "imgsearch_reindex" in s]
+        if again:
+            rw = [s["rclip_reindex"]["index_wall_s"] for s in again]
+            iw = [s["imgsearch_reindex"]["index_wall_s"] for s in again]
+            both(f"reindex_{name}", rw, iw, ratios(rw, iw), "s")
         figures[f"index_{name}"]["imgsearch_loads_s"] = summarize(
             [s["imgsearch_phase"]["clip_load_s"] for s in sets])
         figures[f"clip_{name}"]["imgsearch_first_picture_s"] = summarize(
@@ -641,7 +665,7 @@ def _bounds(arch: ClipArch | None, gemm: dict[str, Summary], raw: dict[str, Any]
 
 # ---- markdown ------------------------------------------------------------------------------------------
 
-MARK = {"reached": "✅", "missed": "❌", "not measured": "➖"}
+MARK = {"reached": "✅", "missed": "❌", "not measured": "➖", "no target": ""}
 
 
 def _fmt_unit(s: Summary | None, unit: str) -> str:
@@ -673,6 +697,8 @@ def side_by_side_section(results: dict[str, Any]) -> list[str]:
             return (f"{fp32['img_s']:.1f} img/s at fp32 torch ({fp32.get(f'ceiling_vs_rclip_{name}', 0):.2f}× rclip)"
                     + (f"; {best['img_s']:.1f} img/s at {best_name} ({best.get(f'ceiling_vs_rclip_{name}', 0):.2f}×)"
                        if best_name != "torch_fp32" else ""))
+        if t.key.startswith("reindex_"):
+            return f"bare `python -c pass` {1e3 * figures['cold_query']['bare_python_start_s']['median']:.0f} ms"
         if t.key.startswith("index_"):
             return (f"{fp32[f'index_{name}_s']:.1f} s of arithmetic at fp32"
                     + (f", {best[f'index_{name}_s']:.1f} s at {best_name}" if best_name != "torch_fp32" else ""))
@@ -733,7 +759,8 @@ def side_by_side_section(results: dict[str, Any]) -> list[str]:
     details.append("- Whole index: rclip = a fresh `bench_rclip.py index` process (interpreter start, import, "
                    "`init_rclip`: the call rclip's CLI makes) less its one query; imgsearch = `imgsearch index "
                    "PHOTOS --no-captions --no-ocr --json` into a fresh home (imports, CLIP load, the text tower's "
-                   "ONNX export, the tag vocabulary, the phase).")
+                   "ONNX export, the tag vocabulary, the phase). `index` again: the same two commands once more "
+                   "over what they indexed, nothing changed (a scan and a comparison with the catalog).")
     if bounds:
         g = ", ".join(f"{n.replace('_', ' ')} {fmt(block['gemm_gflops'][n], 0)}" for n in block["gemm_gflops"])
         lines += details + ["", f"Physical bound: GEMM rate measured in every round ({g} GFLOP/s; "

@@ -80,7 +80,8 @@ def tags_task(args: dict[str, Any]) -> dict[str, Any]:
     tagger.classes  # noqa: B018 - embedded on first use: that is the load
     loads["tagger_load_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    type(tagger)(tagger.vocabulary, models.clip, cache_dir=settings.index_dir).classes  # noqa: B018
+    type(tagger)(tagger.vocabulary, models.clip.model_id, lambda: models.clip,
+                 cache_dir=settings.index_dir).classes  # noqa: B018
     loads["tagger_cached_load_s"] = time.perf_counter() - t
     vocabulary = tagger.vocabulary
     vectors = _unit_vectors(args["vectors"], dim)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,43 +144,57 @@ def load_vocabulary(path: Path) -> Vocabulary:
 class Tagger:
     """A vocabulary's classes embedded with one CLIP model; `tag` turns picture vectors into tags.
     The classes are embedded on first use (a run with nothing to tag pays nothing) and kept in
-    `cache_dir` under the tagger's id: the default vocabulary is ~2,100 prompts, ~90 s of a
-    base-size text tower on 2 AVX2 cores (bench report), paid once per vocabulary and model."""
+    `cache_dir` under the tagger's id, with the model's temperature: the default vocabulary is
+    ~2,100 prompts, ~90 s of a base-size text tower on 2 AVX2 cores (bench report), paid once per
+    vocabulary and model. `clip` (a ClipEncoder) is asked for only when they are not kept, so
+    tagging from kept classes loads no model."""
 
-    def __init__(self, vocabulary: Vocabulary, clip: Any, cache_dir: Path | None = None) -> None:
+    def __init__(self, vocabulary: Vocabulary, clip_id: str, clip: Callable[[], Any],
+                 cache_dir: Path | None = None) -> None:
         self.vocabulary, self._clip = vocabulary, clip
-        scale = getattr(clip.model, "logit_scale", None)
-        # 1/τ as learnt (CLIP clamps it at 100); a model without one gets CLIP's final value
-        self.scale = float(scale.detach().exp()) if scale is not None else 100.0
-        self.id = f"{vocabulary.digest[:16]}@{clip.model_id}"
+        self.id = f"{vocabulary.digest[:16]}@{clip_id}"
         name = hashlib.sha256(self.id.encode()).hexdigest()[:20]
         self._cache = None if cache_dir is None else Path(cache_dir) / f"tag-classes-{name}.npz"
         self._classes: list[np.ndarray] | None = None
+        self._scale: float | None = None
 
     @property
     def classes(self) -> list[np.ndarray]:
         """Per section, the unit vector of each class (the mean of its prompts' unit vectors)."""
         if self._classes is None:
-            self._classes = self._load() or self._embed()
+            self._classes, self._scale = self._load() or self._embed()
         return self._classes
 
-    def _load(self) -> list[np.ndarray] | None:
+    @property
+    def scale(self) -> float:
+        """1/τ as the model learnt it (CLIP clamps it at 100); a model without one gets CLIP's
+        final value."""
+        if self._scale is None:
+            self.classes  # noqa: B018 - kept with the classes
+        assert self._scale is not None
+        return self._scale
+
+    def _load(self) -> tuple[list[np.ndarray], float] | None:
         if self._cache is None or not self._cache.exists():
             return None
         try:
             with np.load(self._cache) as stored:
                 classes = [stored[f"s{i}"] for i in range(len(self.vocabulary.sections))]
+                scale = float(stored["scale"])
         except (OSError, KeyError, ValueError):
             return None  # damaged or of another layout: embedded again
         if [len(c) for c in classes] != [len(s.classes) for s in self.vocabulary.sections]:
             return None
-        return classes
+        return classes, scale
 
-    def _embed(self) -> list[np.ndarray]:
+    def _embed(self) -> tuple[list[np.ndarray], float]:
+        clip = self._clip()
+        learnt = getattr(clip.model, "logit_scale", None)
+        scale = float(learnt.detach().exp()) if learnt is not None else 100.0
         classes = []
         for section in self.vocabulary.sections:
             prompts = [t.format(p) for c in section.classes for p in c.phrases for t in section.templates]
-            vectors = _encode(self._clip, prompts)
+            vectors = _encode(clip, prompts)
             rows, start = [], 0
             for c in section.classes:
                 n = len(c.phrases) * len(section.templates)
@@ -192,11 +206,11 @@ class Tagger:
             try:
                 self._cache.parent.mkdir(parents=True, exist_ok=True)
                 part = self._cache.with_suffix(".part.npz")
-                np.savez(part, **{f"s{i}": c for i, c in enumerate(classes)})
+                np.savez(part, scale=np.float64(scale), **{f"s{i}": c for i, c in enumerate(classes)})
                 os.replace(part, self._cache)
             except OSError:
                 pass  # a read-only index folder only costs the embedding next time
-        return classes
+        return classes, scale
 
     def tag(self, vectors: np.ndarray) -> list[dict[str, float]]:
         """Per picture: label -> probability, for the labels at or above their threshold."""

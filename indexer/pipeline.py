@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from imgsearch.dates import epoch, picture_date
 from imgsearch.models import Models
@@ -82,6 +81,8 @@ class IndexRun:
 
     def embed(self, batch: Sequence[Decoded]) -> np.ndarray:
         """The CLIP vectors of decoded pictures, on this machine."""
+        import torch  # here, not above: a run with nothing new to embed imports no torch
+
         return self.models.clip.encode_pixels(torch.stack([d.pixels for d in batch]))
 
     def store(self, batch: Sequence[Decoded], vectors: np.ndarray) -> None:
@@ -256,8 +257,9 @@ def _index(roots: Sequence[Path], stores: Stores, models: Models, *, captions: b
     progress.phase("vectors", len(work))
     reusable = stores.catalog.reusable_by_sha()
     run = IndexRun(stores, models, progress, report, roots, known, gone_by_sha, reusable, cancelled)
-    models.clip.expect(len(work))  # a large run may build the faster image tower first
-    model_work.vectors(run, work)
+    if work:  # else no model is loaded: a run that finds nothing new costs a scan, not CLIP's load
+        models.clip.expect(len(work))  # a large run may build the faster image tower first
+        model_work.vectors(run, work)
     if cancelled():
         stores.vectors.flush()
         progress.done()

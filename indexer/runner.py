@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imgsearch.models import Models
-from imgsearch.models.text_export import ensure_text_export
+from imgsearch.models.text_export import ensure_text_export, is_current
 from imgsearch.progress import Progress
 from imgsearch.settings import Settings
-from imgsearch.stores import open_stores
+from imgsearch.stores import open_stores, recorded_dim
 from imgsearch.stores.lock import WriterLock
 
 from .pipeline import IndexReport, ModelWork, index
@@ -32,14 +32,17 @@ def run_index(
     runs). Holds the writer lock (`holder` names this writer to a refused second one);
     `model_work` says where the models run (here, or on a Ray cluster)."""
     models = Models(settings)
-    with WriterLock(settings.index_dir, holder), \
-            open_stores(settings, models.facts(), models.clip.dim, client=client) as stores:
-        report = index(paths, stores, models, captions=captions, texts=texts, progress=progress,
-                       model_work=model_work)
-        # cold `query --no-rerank` then needs no torch (the service, when it runs, answers instead)
-        ensure_text_export(models.clip, settings.index_dir)
-        if precompute_rerank:
-            from .precompute import precompute_rerank
+    with WriterLock(settings.index_dir, holder):
+        # the size the catalog records: a run with nothing new to embed loads no model (and no torch)
+        dim = recorded_dim(settings) or models.clip.dim
+        with open_stores(settings, models.facts(), dim, client=client) as stores:
+            report = index(paths, stores, models, captions=captions, texts=texts, progress=progress,
+                           model_work=model_work)
+            # cold `query --no-rerank` then needs no torch (the service, when it runs, answers instead)
+            if not is_current(settings.index_dir, models.profile.clip_id):
+                ensure_text_export(models.clip, settings.index_dir)
+            if precompute_rerank:
+                from .precompute import precompute_rerank
 
-            precompute_rerank(stores, models, progress)
-        return report
+                precompute_rerank(stores, models, progress)
+            return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from imgsearch.models.profiles import ModelProfile, model_facts, resolve_profile
@@ -24,12 +25,17 @@ _LOADING = threading.RLock()
 
 class Models:
     def __init__(self, settings: Settings) -> None:
-        from imgsearch.models.runtime import pick_runtime
-
         self.settings = settings
         self.profile: ModelProfile = resolve_profile(settings)
-        self.runtime: Runtime = pick_runtime(settings.device, settings.dtype)
         self._loaded: dict[str, Any] = {}
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        """Where the models run, picked on first need: it imports torch (and `auto` times a
+        product both ways), which an index run with nothing new to embed never pays."""
+        from imgsearch.models.runtime import pick_runtime
+
+        return pick_runtime(self.settings.device, self.settings.dtype)
 
     def _get(self, name: str, load: Callable[[], Any]) -> Any:
         if name not in self._loaded:
@@ -85,13 +91,14 @@ class Models:
 
     @property
     def tagger(self) -> Any:
-        """The profile's tag vocabulary embedded with its CLIP (imgsearch.tags.Tagger)."""
+        """The profile's tag vocabulary embedded with its CLIP (imgsearch.tags.Tagger), which loads
+        CLIP only if its classes are not kept beside the index yet."""
         from pathlib import Path
 
         from imgsearch.tags import Tagger, load_vocabulary
 
-        return self._get("tagger", lambda: Tagger(load_vocabulary(Path(self.profile.tags)), self.clip,
-                                                  cache_dir=self.settings.index_dir))
+        return self._get("tagger", lambda: Tagger(load_vocabulary(Path(self.profile.tags)), self.profile.clip_id,
+                                                  lambda: self.clip, cache_dir=self.settings.index_dir))
 
     def facts(self) -> dict[str, str]:
         return model_facts(self.profile)

@@ -60,13 +60,19 @@ def read_meta_file(path: Path, formats: tuple[int, ...]) -> dict[str, Any] | Non
     return meta if isinstance(meta, dict) and meta.get("format") in formats else None
 
 
-def ensure_text_export(clip: Any, index_dir: Path) -> bool:
-    """Export `clip` (a ClipEncoder) unless an export of the same model, in this format, is there
-    (an older format is read, but replaced by whoever has CLIP loaded). Returns whether one is
-    usable now. Failure only costs speed: it is logged and the query loads CLIP."""
+def is_current(index_dir: Path, clip_id: str) -> bool:
+    """Whether the export beside the index is of this model, in this format, for this ONNX
+    Runtime: what an index run asks before loading CLIP to export it."""
     meta = read_meta(index_dir)
-    if (meta is not None and meta.get("clip_model") == clip.model_id and meta.get("format") == FORMAT
-            and meta.get("ort") == _ort_version()):
+    return (meta is not None and meta.get("clip_model") == clip_id and meta.get("format") == FORMAT
+            and meta.get("ort") == _ort_version())
+
+
+def ensure_text_export(clip: Any, index_dir: Path) -> bool:
+    """Export `clip` (a ClipEncoder) unless the export there `is_current` (an older format is
+    read, but replaced by whoever has CLIP loaded). Returns whether one is usable now. Failure
+    only costs speed: it is logged and the query loads CLIP."""
+    if is_current(index_dir, clip.model_id):
         return True
     try:
         _export(clip, export_folder(index_dir))

@@ -74,7 +74,8 @@ def _round(r: int, rclip_rate: float, img_rate: float, rclip_wall: float, img_wa
         return {"rclip_index": rclip, "rclip_session_load_s": 1.0,
                 "imgsearch_phase": {"img_s": img_rate / scale, "clip_load_s": 4.0, "runtime": "cpu/float32",
                                     "clip": {"runtime": "cpu/float32"}},
-                "imgsearch_index": {"index_wall_s": img_wall * scale, "peak_rss_mb": 1500.0}}
+                "imgsearch_index": {"index_wall_s": img_wall * scale, "peak_rss_mb": 1500.0},
+                "rclip_reindex": {"index_wall_s": 0.6 * scale}, "imgsearch_reindex": {"index_wall_s": 1.2 + r}}
     return {"round": r, "load_average": 2.0, "bare_start_s": 0.02,
             "gemm": {"torch_fp32": 100.0, "ort_fp32": 110.0, "ort_int8": 200.0},
             "sets": {"640x480": sets(1), "12mp": sets(2)},
@@ -112,9 +113,12 @@ def test_ratios_are_taken_round_by_round_and_judged_on_their_median() -> None:
     assert f["index_640x480"]["ratio"]["runs"] == pytest.approx([2.0, 1.2, 3.0])  # rclip s / imgsearch s
     assert f["warm_query"]["ratio"]["median"] == pytest.approx(0.375)  # imgsearch s / rclip s
     assert f["cold_query"]["ratio"]["runs"] == pytest.approx([0.75, 0.95, 1.1, 0.5])  # pair by pair
+    assert f["reindex_640x480"]["ratio"]["runs"] == pytest.approx([0.5, 0.6 / 2.2, 0.6 / 3.2])
+    assert f["reindex_12mp"]["ratio"]["median"] == pytest.approx(1.2 / 2.2)
     status = {t["key"]: t["status"] for t in block["targets"]}
     assert status == {"clip_640x480": "reached", "clip_12mp": "missed", "index_640x480": "reached",
-                      "index_12mp": "reached", "warm_query": "reached", "cold_query": "reached"}
+                      "index_12mp": "reached", "warm_query": "reached", "cold_query": "reached",
+                      "reindex_640x480": "no target", "reindex_12mp": "no target"}
     assert {t["key"] for t in block["targets"]} == {t.key for t in PEER_TARGETS}
     assert block["imgsearch_runtime"]["runtime"] == ["cpu/float32"]
 

@@ -76,6 +76,34 @@ def test_cold_no_rerank_query_loads_no_torch_and_agrees(indexed: Path, tmp_path:
     assert max(abs(a["clip_score"] - b.clip_score) for a, b in zip(light, full)) < 0.02
 
 
+def test_index_again_with_nothing_new_loads_no_model(indexed: Path) -> None:
+    """A run that finds every picture as it was (the everyday re-run) scans and compares, and
+    loads no model: neither torch nor open_clip is imported (they cost seconds before any work).
+    A picture added later is embedded, tagged and searchable as before."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom imgsearch.cli.app import main\n"
+            f"sys.argv = ['imgsearch', 'index', {str(indexed)!r}, '--json']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules), file=sys.stderr)\n")
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["embedded"] == report["captioned"] == report["tagged"] == 0 and report["unchanged"] == 13
+    assert again.stderr.strip().splitlines()[-1] == "[]"
+
+    from PIL import Image
+
+    Image.new("RGB", (96, 96), (250, 250, 250)).save(indexed / "late.png")
+    code, out, err = _run("index", str(indexed), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["embedded"] == report["tagged"] == report["captioned"] == 1 and report["unchanged"] == 13
+    code, out, _ = _run("query", "a white background", "--json", "--no-rerank", "--min-match", "0", "--limit", "20")
+    assert str(indexed / "late.png") in [h["path"] for h in json.loads(out)]
+
+
 def test_rerank_k_limits_how_many_are_reranked(indexed: Path) -> None:
     _, out, _ = _run("query", "a blue square", "--json", "--rerank-k", "3", "--limit", "8", "--min-match", "0")
     hits = json.loads(out)

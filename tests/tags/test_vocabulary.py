@@ -72,29 +72,33 @@ def test_the_classes_are_embedded_once_and_kept(tmp_path: Path) -> None:
     from imgsearch.tags import Tagger
 
     clip = Models(Settings(home=tmp_path, models="tiny")).clip
-    calls = []
+    calls, loads = [], []
 
     class Counting:
         model, model_id = clip.model, clip.model_id
+
+        def __init__(self):
+            loads.append(1)
 
         def encode_texts(self, texts):
             calls.append(len(texts))
             return clip.encode_texts(texts)
 
     vocabulary = load_vocabulary(Path(resolve_profile(Settings(models="tiny")).tags))
-    first = Tagger(vocabulary, Counting(), cache_dir=tmp_path)
-    assert calls == [] and not list(tmp_path.glob("tag-classes-*.npz"))
+    first = Tagger(vocabulary, clip.model_id, Counting, cache_dir=tmp_path)
+    assert calls == [] and loads == [] and not list(tmp_path.glob("tag-classes-*.npz"))
     picture = clip.encode_texts(["a red circle on a black background"])
     tags = first.tag(picture)[0]
     assert {"red", "circle", "black background"} <= set(tags) and calls
     embedded = len(calls)
-    again = Tagger(vocabulary, Counting(), cache_dir=tmp_path)
+    again = Tagger(vocabulary, clip.model_id, Counting, cache_dir=tmp_path)
     assert again.tag(picture) == first.tag(picture) and len(calls) == embedded  # read back, not embedded
-    other = Tagger(parse_vocabulary("template: a {}\nred star -> red, star\nblue star -> blue, star\n"), Counting(),
-                   cache_dir=tmp_path)
+    assert len(loads) == 1 and again.scale == first.scale  # and no CLIP asked for: its temperature is kept too
+    other = Tagger(parse_vocabulary("template: a {}\nred star -> red, star\nblue star -> blue, star\n"),
+                   clip.model_id, Counting, cache_dir=tmp_path)
     assert set(other.tag(picture)[0]) <= {"red", "star", "blue"} and len(calls) > embedded
     assert len(list(tmp_path.glob("tag-classes-*.npz"))) == 2
     for kept in tmp_path.glob("tag-classes-*.npz"):
         kept.write_bytes(b"damaged")
-    assert Tagger(vocabulary, Counting(), cache_dir=tmp_path).tag(picture) == first.tag(picture)
+    assert Tagger(vocabulary, clip.model_id, Counting, cache_dir=tmp_path).tag(picture) == first.tag(picture)
     assert np.isfinite(first.scale) and first.scale > 1
