@@ -17,7 +17,7 @@ from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
 from imgsearch.stores.writers import claimed
 
-from .reader import Decoded, Failed, read_all
+from .reader import AsDecoded, Decoded, Failed, read_all
 from .reuse import Seen, reuse_by_content
 from .scan import FoundFile
 
@@ -104,7 +104,7 @@ def caption_files(captioner: Any, files: Sequence[FoundFile], batch_size: int,
         texts = captioner.caption([d.pixels for d in batch])
         return [(str(d.found.path), t) for d, t in zip(batch, texts)]
 
-    for outcome in read_all(files, size, lambda im: im, {}, workers):
+    for outcome in read_all(files, AsDecoded(size), {}, workers):
         if isinstance(outcome, Failed):
             yield [outcome]
             continue

@@ -212,11 +212,12 @@ class _ClipWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        from .pipeline import ClipInput
         from .reader import Decoded, read_all
         from .scan import FoundFile
 
         files = [FoundFile(Path(p), int(s), int(m)) for p, s, m in zip(batch["path"], batch["size"], batch["mtime_ns"])]
-        outcomes = list(read_all(files, self.clip.image_size, self.clip.preprocess, self.known, self.threads))
+        outcomes = list(read_all(files, ClipInput(lambda: self.clip), self.known, self.threads))
         decoded = [i for i, o in enumerate(outcomes) if isinstance(o, Decoded)]
         vectors = np.zeros((len(outcomes), self.clip.dim), dtype=np.float32)
         if decoded:
@@ -275,9 +276,10 @@ class RayVectors:
     def __call__(self, run: IndexRun, work: list[FoundFile]) -> None:
         if not work:
             return
+        from .pipeline import ClipInput
         from .reader import Decoded, Failed, Reused, read_one
 
-        clip, batch_size = run.models.clip, run.models.settings.batch_size
+        clip, batch_size = ClipInput(lambda: run.models.clip), run.models.settings.batch_size
         batch: list[Decoded] = []
         vectors: list[np.ndarray] = []
 
@@ -289,7 +291,7 @@ class RayVectors:
 
         def embed_here(f: FoundFile) -> None:
             """The rare file the workers took for a known content that is not: decoded and embedded here."""
-            outcome = read_one(f, clip.image_size, clip.preprocess, {})
+            outcome = read_one(f, clip, {})
             if isinstance(outcome, Failed):
                 run.skip(outcome)
                 return

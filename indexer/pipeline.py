@@ -170,15 +170,31 @@ VectorsPhase = Callable[[IndexRun, list[FoundFile]], None]
 stored all it computed when it returns, and stops early when `run.cancelled()` says so."""
 
 
+class ClipInput:
+    """CLIP's side of decoding (`reader.ModelInput`), asked of `clip` (a loader) only when a
+    picture is decoded: a run whose files are all moves and copies of stored pictures loads no
+    model."""
+
+    def __init__(self, clip: Callable[[], Any]) -> None:
+        self._clip = clip
+
+    @property
+    def min_side(self) -> int:
+        return int(self._clip().image_size)
+
+    def prepare(self, image: Any) -> Any:
+        return self._clip().preprocess(image)
+
+
 def local_vectors(run: IndexRun, work: list[FoundFile]) -> None:
     """The vectors phase on this machine: `decode_workers` threads decode, CLIP embeds in batches."""
-    clip, settings = run.models.clip, run.models.settings
+    clip, settings = ClipInput(lambda: run.models.clip), run.models.settings
     batch: list[Decoded] = []
-    for outcome in read_all(work, clip.image_size, clip.preprocess, run.reusable, settings.decode_workers):
+    for outcome in read_all(work, clip, run.reusable, settings.decode_workers):
         if isinstance(outcome, Reused):
             if run.reuse(outcome):
                 continue
-            outcome = next(read_all([outcome.found], clip.image_size, clip.preprocess, {}, 1))
+            outcome = next(read_all([outcome.found], clip, {}, 1))
         if isinstance(outcome, Failed):
             run.skip(outcome)
         else:
@@ -258,7 +274,7 @@ def _index(roots: Sequence[Path], stores: Stores, models: Models, *, captions: b
     reusable = stores.catalog.reusable_by_sha()
     run = IndexRun(stores, models, progress, report, roots, known, gone_by_sha, reusable, cancelled)
     if work:  # else no model is loaded: a run that finds nothing new costs a scan, not CLIP's load
-        models.clip.expect(len(work))  # a large run may build the faster image tower first
+        models.expect_pictures(len(work))
         model_work.vectors(run, work)
     if cancelled():
         stores.vectors.flush()

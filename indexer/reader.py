@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from imgsearch.errors import BadImageError
 from imgsearch.imaging import decode
@@ -38,6 +38,27 @@ _OF_THE_MOMENT = (f"{UNREADABLE}:", VANISHED, CHANGING, "not enough memory")
 def retry_later(reason: str) -> bool:
     """Whether a skipped file's reason (as kept in the catalog) may be gone by the next run."""
     return reason.startswith(_OF_THE_MOMENT)
+
+
+class ModelInput(Protocol):
+    """What the model a picture is decoded for asks of it: the smallest side it uses (a JPEG is
+    draft-decoded down to it, `imaging.decode`) and its own preprocessing. Asked for only when a
+    picture is decoded: one whose content is stored already is not."""
+
+    @property
+    def min_side(self) -> int: ...
+
+    def prepare(self, image: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class AsDecoded:
+    """Pictures as decoded, at least `min_side` on their short side (captions, OCR)."""
+
+    min_side: int
+
+    def prepare(self, image: Any) -> Any:
+        return image
 
 
 @dataclass(frozen=True)
@@ -87,9 +108,7 @@ def read_file(path: Path) -> tuple[bytes, os.stat_result]:
     return data, after
 
 
-def read_one(
-    found: FoundFile, min_side: int, preprocess: Callable[[Any], Any], known: dict[str, FileInfo]
-) -> Outcome:
+def read_one(found: FoundFile, model: ModelInput, known: dict[str, FileInfo]) -> Outcome:
     try:
         if found.size > MAX_FILE_BYTES:
             return Failed(found, f"file too large ({found.size / 1024**3:.1f} GB)")
@@ -104,28 +123,24 @@ def read_one(
     sha = hashlib.sha256(data).hexdigest()
     if sha in known:
         return Reused(found, sha, known[sha])
+    min_side = model.min_side  # may load the model: a failure there is the run's, not this file's
     try:
         img = decode(data, min_side=min_side)
-        return Decoded(found, sha, img.width, img.height, img.taken_at, preprocess(img.image), img.camera)
+        return Decoded(found, sha, img.width, img.height, img.taken_at, model.prepare(img.image), img.camera)
     except BadImageError as e:
         return Failed(found, str(e))
     except Exception as e:  # nothing a folder holds may crash a run
         return Failed(found, f"cannot be read as an image ({type(e).__name__}: {e})"[:200])
 
 
-def read_all(
-    files: Iterable[FoundFile],
-    min_side: int,
-    preprocess: Callable[[Any], Any],
-    known: dict[str, FileInfo],
-    workers: int,
-) -> Iterator[Outcome]:
+def read_all(files: Iterable[FoundFile], model: ModelInput, known: dict[str, FileInfo],
+             workers: int) -> Iterator[Outcome]:
     """Outcomes in input order, with at most a few batches' worth of files in flight."""
     ahead = max(8, workers * 4)
     pending: deque[Future[Outcome]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         for found in files:
-            pending.append(pool.submit(read_one, found, min_side, preprocess, known))
+            pending.append(pool.submit(read_one, found, model, known))
             if len(pending) >= ahead:
                 yield pending.popleft().result()
         while pending:

@@ -16,7 +16,7 @@ from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo
 from imgsearch.stores.writers import claimed
 
-from .reader import Decoded, Failed, read_all
+from .reader import AsDecoded, Decoded, Failed, read_all
 from .reuse import Seen, reuse_by_content
 from .scan import FoundFile
 
@@ -78,7 +78,7 @@ def local_reading(reader: Any, workers: int) -> Reading:
 def read_files(reader: Any, files: Sequence[FoundFile], workers: int) -> Iterator[list[Seen]]:
     """Read and decode `files` with the reader (`workers` threads) and read the text in each: one
     picture's result at a time. What the OCR reader does here and on a Ray worker alike."""
-    for outcome in read_all(files, reader.max_side, lambda im: im, {}, workers):
+    for outcome in read_all(files, AsDecoded(reader.max_side), {}, workers):
         if isinstance(outcome, Failed):
             yield [outcome]
         else:

@@ -28,6 +28,7 @@ class Models:
         self.settings = settings
         self.profile: ModelProfile = resolve_profile(settings)
         self._loaded: dict[str, Any] = {}
+        self._expected_pictures: int | None = None
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -58,7 +59,17 @@ class Models:
         clip = attach(load_clip(self.profile, self.runtime), self.settings)
         if self.runtime.device.type == "cpu":  # a GPU embeds words faster than onnxruntime on the CPU
             clip.word_tower = WordTower(self.settings.index_dir, clip.model_id)
+        if self._expected_pictures is not None:
+            clip.expect(self._expected_pictures)
         return clip
+
+    def expect_pictures(self, pictures: int) -> None:
+        """Say how many pictures the coming run may embed (`ClipEncoder.expect`: a large run may
+        build a faster image tower first), without loading CLIP to say it: the run may find every
+        one of them stored already (moves, copies) and embed none."""
+        self._expected_pictures = pictures
+        if "clip" in self._loaded:
+            self._loaded["clip"].expect(pictures)
 
     @property
     def captioner(self) -> Captioner:

@@ -76,22 +76,37 @@ def test_cold_no_rerank_query_loads_no_torch_and_agrees(indexed: Path, tmp_path:
     assert max(abs(a["clip_score"] - b.clip_score) for a, b in zip(light, full)) < 0.02
 
 
-def test_index_again_with_nothing_new_loads_no_model(indexed: Path) -> None:
-    """A run that finds every picture as it was (the everyday re-run) scans and compares, and
-    loads no model: neither torch nor open_clip is imported (they cost seconds before any work).
-    A picture added later is embedded, tagged and searchable as before."""
+def _index_in_a_fresh_process(folder: Path) -> tuple[dict, list[str]]:
+    """`imgsearch index FOLDER --json` in a new process: its report, and which of the heavy
+    model modules it imported."""
+    import ast
     import subprocess
     import sys
 
     code = ("import sys\nfrom imgsearch.cli.app import main\n"
-            f"sys.argv = ['imgsearch', 'index', {str(indexed)!r}, '--json']\n"
+            f"sys.argv = ['imgsearch', 'index', {str(folder)!r}, '--json']\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "print(sorted(m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules), file=sys.stderr)\n")
-    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0, again.stderr
-    report = json.loads(again.stdout)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout), ast.literal_eval(run.stderr.strip().splitlines()[-1])
+
+
+def test_index_again_loads_no_model_unless_a_picture_is_new(indexed: Path) -> None:
+    """A run that finds every picture as it was (the everyday re-run), or moved, renamed or
+    copied, loads no model: neither torch nor open_clip is imported (seconds before any work).
+    A picture with new content is embedded, tagged and searchable as before."""
+    report, heavy = _index_in_a_fresh_process(indexed)
     assert report["embedded"] == report["captioned"] == report["tagged"] == 0 and report["unchanged"] == 13
-    assert again.stderr.strip().splitlines()[-1] == "[]"
+    assert heavy == []
+
+    (indexed / "moved").mkdir()
+    first, second = sorted(p for p in indexed.iterdir() if p.suffix in (".jpg", ".png") and p.name != "broken.jpg")[:2]
+    first.rename(indexed / "moved" / first.name)
+    (indexed / f"copy{second.suffix}").write_bytes(second.read_bytes())
+    report, heavy = _index_in_a_fresh_process(indexed)
+    assert (report["moved"], report["copied"], report["embedded"], report["removed"]) == (1, 1, 0, 0)
+    assert report["tagged"] == 1 and heavy == []  # the copy, from its stored vector and the kept classes
 
     from PIL import Image
 
@@ -99,7 +114,7 @@ def test_index_again_with_nothing_new_loads_no_model(indexed: Path) -> None:
     code, out, err = _run("index", str(indexed), "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert report["embedded"] == report["tagged"] == report["captioned"] == 1 and report["unchanged"] == 13
+    assert report["embedded"] == report["tagged"] == report["captioned"] == 1 and report["unchanged"] == 14
     code, out, _ = _run("query", "a white background", "--json", "--no-rerank", "--min-match", "0", "--limit", "20")
     assert str(indexed / "late.png") in [h["path"] for h in json.loads(out)]
 

@@ -151,3 +151,23 @@ def test_a_file_rewritten_while_it_is_read_is_read_again(env, shapes_folder: Pat
     row = stores.catalog.files_under([str(shapes_folder)])[str(victim)]
     assert row.has_vector and row.error is None and row.size == len(new_content)
     assert stores.vectors.count() == stores.catalog.counts().with_vector
+
+
+def test_a_model_that_cannot_load_fails_the_run_not_the_pictures(env, shapes_folder: Path) -> None:
+    """CLIP is loaded when the first picture is decoded (a run of moves and copies loads none):
+    if it cannot be, the run stops with the model's error and no picture is recorded as bad;
+    the next run with the model embeds them all."""
+    from imgsearch.errors import ModelUnavailableError
+
+    stores, models = env
+    broken = Models(models.settings)
+
+    def no_weights() -> None:
+        raise ModelUnavailableError("CLIP weights not found: set IMGSEARCH_CLIP_PRETRAINED")
+
+    broken._load_clip = no_weights  # type: ignore[method-assign]
+    with pytest.raises(ModelUnavailableError, match="IMGSEARCH_CLIP_PRETRAINED"):
+        index([shapes_folder], stores, broken, captions=False, texts=False)
+    assert stores.catalog.counts().skipped == 0
+    report = index([shapes_folder], stores, models, captions=False, texts=False)
+    assert report.embedded == 12 and not report.skipped
