@@ -173,10 +173,19 @@ stored all it computed when it returns, and stops early when `run.cancelled()` s
 class ClipInput:
     """CLIP's side of decoding (`reader.ModelInput`), asked of `clip` (a loader) only when a
     picture is decoded: a run whose files are all moves and copies of stored pictures loads no
-    model."""
+    model. A load that failed is not tried again by every picture already queued."""
 
     def __init__(self, clip: Callable[[], Any]) -> None:
-        self._clip = clip
+        self._load, self._failed = clip, None
+
+    def _clip(self) -> Any:
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return self._load()
+        except Exception as exc:
+            self._failed = exc
+            raise
 
     @property
     def min_side(self) -> int:

@@ -161,13 +161,15 @@ def test_a_model_that_cannot_load_fails_the_run_not_the_pictures(env, shapes_fol
 
     stores, models = env
     broken = Models(models.settings)
+    tries = []
 
     def no_weights() -> None:
+        tries.append(1)
         raise ModelUnavailableError("CLIP weights not found: set IMGSEARCH_CLIP_PRETRAINED")
 
     broken._load_clip = no_weights  # type: ignore[method-assign]
     with pytest.raises(ModelUnavailableError, match="IMGSEARCH_CLIP_PRETRAINED"):
         index([shapes_folder], stores, broken, captions=False, texts=False)
-    assert stores.catalog.counts().skipped == 0
+    assert stores.catalog.counts().skipped == 0 and len(tries) == 1  # not once per queued picture
     report = index([shapes_folder], stores, models, captions=False, texts=False)
     assert report.embedded == 12 and not report.skipped
