@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,14 +193,14 @@ class Tagger:
         scale = float(learnt.detach().exp()) if learnt is not None else 100.0
         classes = []
         for section in self.vocabulary.sections:
-            prompts = [t.format(p) for c in section.classes for p in c.phrases for t in section.templates]
-            vectors = _encode(clip, prompts)
+            phrases = [p for c in section.classes for p in c.phrases]
+            # (templates, phrases, dim): each template's words computed once (`encode_templated`)
+            vectors = np.stack([clip.encode_templated(t, phrases) for t in section.templates])
             rows, start = [], 0
             for c in section.classes:
-                n = len(c.phrases) * len(section.templates)
-                mean = vectors[start:start + n].mean(axis=0)
+                mean = vectors[:, start:start + len(c.phrases)].mean(axis=(0, 1))
                 rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-                start += n
+                start += len(c.phrases)
             classes.append(np.stack(rows).astype(np.float32))
         if self._cache is not None:
             try:
@@ -239,18 +239,6 @@ def _columns(section: Section) -> dict[str, list[int]]:
         for tag in dict.fromkeys(c.tags):
             columns.setdefault(tag, []).append(i)
     return columns
-
-
-def _encode(clip: Any, prompts: Sequence[str], batch: int = 256) -> np.ndarray:
-    """The prompts' vectors, in their order, computed in batches of prompts of like length: a
-    batch runs to its longest prompt (`encode_text_up_to_end`), so in vocabulary order a quarter
-    of the default vocabulary's positions were padding."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    vectors = np.concatenate([clip.encode_texts([prompts[i] for i in order[start:start + batch]])
-                              for start in range(0, len(order), batch)])
-    out = np.empty_like(vectors)
-    out[order] = vectors
-    return out
 
 
 __all__ = ["PHOTO_TEMPLATES", "Section", "TagClass", "Tagger", "Vocabulary", "VocabularyError", "load_vocabulary",

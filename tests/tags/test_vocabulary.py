@@ -80,9 +80,9 @@ def test_the_classes_are_embedded_once_and_kept(tmp_path: Path) -> None:
         def __init__(self):
             loads.append(1)
 
-        def encode_texts(self, texts):
-            calls.append(len(texts))
-            return clip.encode_texts(texts)
+        def encode_templated(self, template, fills):
+            calls.append(len(fills))
+            return clip.encode_templated(template, fills)
 
     vocabulary = load_vocabulary(Path(resolve_profile(Settings(models="tiny")).tags))
     first = Tagger(vocabulary, clip.model_id, Counting, cache_dir=tmp_path)
