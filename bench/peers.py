@@ -698,7 +698,8 @@ def side_by_side_section(results: dict[str, Any]) -> list[str]:
                     + (f"; {best['img_s']:.1f} img/s at {best_name} ({best.get(f'ceiling_vs_rclip_{name}', 0):.2f}×)"
                        if best_name != "torch_fp32" else ""))
         if t.key.startswith("reindex_"):
-            return f"bare `python -c pass` {1e3 * figures['cold_query']['bare_python_start_s']['median']:.0f} ms"
+            start = figures["cold_query"]["bare_python_start_s"]["median"]
+            return f"bare `python -c pass` {1e3 * start:.0f} ms"
         if t.key.startswith("index_"):
             return (f"{fp32[f'index_{name}_s']:.1f} s of arithmetic at fp32"
                     + (f", {best[f'index_{name}_s']:.1f} s at {best_name}" if best_name != "torch_fp32" else ""))
@@ -759,8 +760,8 @@ def side_by_side_section(results: dict[str, Any]) -> list[str]:
     details.append("- Whole index: rclip = a fresh `bench_rclip.py index` process (interpreter start, import, "
                    "`init_rclip`: the call rclip's CLI makes) less its one query; imgsearch = `imgsearch index "
                    "PHOTOS --no-captions --no-ocr --json` into a fresh home (imports, CLIP load, the text tower's "
-                   "ONNX export, the tag vocabulary, the phase). `index` again: the same two commands once more "
-                   "over what they indexed, nothing changed (a scan and a comparison with the catalog).")
+                   "ONNX export, the tag vocabulary, the phase). `index` again: the same two commands once "
+                   "more over what they indexed, nothing changed (a scan and a comparison with the catalog).")
     if bounds:
         g = ", ".join(f"{n.replace('_', ' ')} {fmt(block['gemm_gflops'][n], 0)}" for n in block["gemm_gflops"])
         lines += details + ["", f"Physical bound: GEMM rate measured in every round ({g} GFLOP/s; "

@@ -108,8 +108,9 @@ class Models:
 
         from imgsearch.tags import Tagger, load_vocabulary
 
-        return self._get("tagger", lambda: Tagger(load_vocabulary(Path(self.profile.tags)), self.profile.clip_id,
-                                                  lambda: self.clip, cache_dir=self.settings.index_dir))
+        vocabulary, clip_id = Path(self.profile.tags), self.profile.clip_id
+        return self._get("tagger", lambda: Tagger(load_vocabulary(vocabulary), clip_id, lambda: self.clip,
+                                                  cache_dir=self.settings.index_dir))
 
     def facts(self) -> dict[str, str]:
         return model_facts(self.profile)

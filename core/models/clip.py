@@ -78,7 +78,6 @@ class ClipEncoder:
             tokens = self.tokenizer(list(texts)).to(self.runtime.device)
             return F.normalize(encode_text_up_to_end(self.model, tokens).float(), dim=-1).cpu().numpy()
 
-
     def encode_templated(self, template: str, fills: Sequence[str], batch: int = 256) -> np.ndarray:
         """The vectors of `template.format(f)` for every fill, in order, as `encode_texts` gives
         them. The tower is causal, so the template's words before the fill come out the same
@@ -157,33 +156,39 @@ def encode_text_after(model: torch.nn.Module, head: torch.Tensor, tails: torch.T
     whose positions, keys and values are computed once, not once per row: in every block each
     row's queries attend to the head's keys and values and to its own, causally. Only for towers
     `plain_causal_blocks` accepts; open_clip's own modules do all but the attention's split."""
-    from open_clip.transformer import text_global_pool
-
     k, (n, s) = head.shape[0], tails.shape
     cast = model.transformer.get_cast_dtype()
     position = model.positional_embedding.to(cast)
     h = model.token_embedding(head[None]).to(cast) + position[:k]
     x = model.token_embedding(tails).to(cast) + position[k:k + s]
-    later = torch.ones(s, k + s, dtype=torch.bool, device=x.device).triu(k + 1)  # tail i sees head + tail <= i
+    seen = ~torch.ones(s, k + s, dtype=torch.bool, device=x.device).triu(k + 1)  # tail i: the head, tail <= i
+    heads = model.transformer.resblocks[0].attn.num_heads
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # (rows, length, width) -> (rows, heads, length, head width)
+        return t.unflatten(-1, (heads, t.shape[-1] // heads)).transpose(1, 2)
+
     for block in model.transformer.resblocks:
         mha = block.attn
-        heads, width = mha.num_heads, x.shape[-1]
-
-        def split(t: torch.Tensor) -> torch.Tensor:  # (rows, length, width) -> (rows, heads, length, width / heads)
-            return t.unflatten(-1, (heads, width // heads)).transpose(1, 2)
-
         q, kt, vt = F.linear(block.ln_1(x), mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
         _, kh, vh = F.linear(block.ln_1(h), mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
         keys = torch.cat([split(kh).expand(n, -1, -1, -1), split(kt)], dim=2)
         values = torch.cat([split(vh).expand(n, -1, -1, -1), split(vt)], dim=2)
-        attended = F.scaled_dot_product_attention(split(q), keys, values, attn_mask=~later)
+        attended = F.scaled_dot_product_attention(split(q), keys, values, attn_mask=seen)
         x = x + block.ls_1(mha.out_proj(attended.transpose(1, 2).flatten(2)))
         x = x + block.ls_2(block.mlp(block.ln_2(x)))
         h = block(h, attn_mask=model.attn_mask[:k, :k])
-    x = text_global_pool(model.ln_final(x), tails, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
-    if model.text_projection is None:
+    return _pooled_output(model, model.ln_final(x), tails)
+
+
+def _pooled_output(model: torch.nn.Module, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The text tower's output from its last states: pooled at each row's token, projected."""
+    from open_clip.transformer import text_global_pool
+
+    x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+    projection = model.text_projection
+    if projection is None:
         return x
-    return model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+    return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
 
 def end_pool(model: torch.nn.Module) -> str | None:
@@ -201,16 +206,11 @@ def encode_text_prefix(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Te
     """`encode_text` on tokens already cut after their end-of-text token (any length up to the
     context; the length is read from the tensor, so an ONNX export keeps it dynamic). Only for
     towers `end_pool` accepts."""
-    from open_clip.transformer import text_global_pool
-
     n = tokens.shape[1]
     cast = model.transformer.get_cast_dtype()
     x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:n].to(cast)
-    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))
-    x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
-    if model.text_projection is None:
-        return x
-    return model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+    x = model.transformer(x, attn_mask=model.attn_mask[:n, :n])
+    return _pooled_output(model, model.ln_final(x), tokens)
 
 
 def _pretrained_source(profile: ModelProfile) -> tuple[str | None, dict]:

@@ -75,7 +75,8 @@ def _round(r: int, rclip_rate: float, img_rate: float, rclip_wall: float, img_wa
                 "imgsearch_phase": {"img_s": img_rate / scale, "clip_load_s": 4.0, "runtime": "cpu/float32",
                                     "clip": {"runtime": "cpu/float32"}},
                 "imgsearch_index": {"index_wall_s": img_wall * scale, "peak_rss_mb": 1500.0},
-                "rclip_reindex": {"index_wall_s": 0.6 * scale}, "imgsearch_reindex": {"index_wall_s": 1.2 + r}}
+                "rclip_reindex": {"index_wall_s": 0.6 * scale},
+                "imgsearch_reindex": {"index_wall_s": 1.2 + r}}
     return {"round": r, "load_average": 2.0, "bare_start_s": 0.02,
             "gemm": {"torch_fp32": 100.0, "ort_fp32": 110.0, "ort_int8": 200.0},
             "sets": {"640x480": sets(1), "12mp": sets(2)},

@@ -86,7 +86,8 @@ def _index_in_a_fresh_process(folder: Path) -> tuple[dict, list[str]]:
     code = ("import sys\nfrom imgsearch.cli.app import main\n"
             f"sys.argv = ['imgsearch', 'index', {str(folder)!r}, '--json']\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "print(sorted(m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules), file=sys.stderr)\n")
+            "heavy = ('torch', 'open_clip', 'transformers')\n"
+            "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout), ast.literal_eval(run.stderr.strip().splitlines()[-1])
@@ -101,7 +102,8 @@ def test_index_again_loads_no_model_unless_a_picture_is_new(indexed: Path) -> No
     assert heavy == []
 
     (indexed / "moved").mkdir()
-    first, second = sorted(p for p in indexed.iterdir() if p.suffix in (".jpg", ".png") and p.name != "broken.jpg")[:2]
+    pictures = sorted(p for p in indexed.iterdir() if p.suffix in (".jpg", ".png") and p.name != "broken.jpg")
+    first, second = pictures[:2]
     first.rename(indexed / "moved" / first.name)
     (indexed / f"copy{second.suffix}").write_bytes(second.read_bytes())
     report, heavy = _index_in_a_fresh_process(indexed)
@@ -115,7 +117,8 @@ def test_index_again_loads_no_model_unless_a_picture_is_new(indexed: Path) -> No
     assert code == 0, err
     report = json.loads(out)
     assert report["embedded"] == report["tagged"] == report["captioned"] == 1 and report["unchanged"] == 14
-    code, out, _ = _run("query", "a white background", "--json", "--no-rerank", "--min-match", "0", "--limit", "20")
+    code, out, _ = _run("query", "a white background", "--json", "--no-rerank", "--min-match", "0",
+                        "--limit", "20")
     assert str(indexed / "late.png") in [h["path"] for h in json.loads(out)]
 
 

@@ -93,7 +93,7 @@ def test_the_classes_are_embedded_once_and_kept(tmp_path: Path) -> None:
     embedded = len(calls)
     again = Tagger(vocabulary, clip.model_id, Counting, cache_dir=tmp_path)
     assert again.tag(picture) == first.tag(picture) and len(calls) == embedded  # read back, not embedded
-    assert len(loads) == 1 and again.scale == first.scale  # and no CLIP asked for: its temperature is kept too
+    assert len(loads) == 1 and again.scale == first.scale  # no CLIP asked for: its temperature is kept
     other = Tagger(parse_vocabulary("template: a {}\nred star -> red, star\nblue star -> blue, star\n"),
                    clip.model_id, Counting, cache_dir=tmp_path)
     assert set(other.tag(picture)[0]) <= {"red", "star", "blue"} and len(calls) > embedded
