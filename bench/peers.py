@@ -693,21 +693,20 @@ def side_by_side_section(results: dict[str, Any]) -> list[str]:
         if not fp32:
             return "–"
         name = t.key.split("_", 1)[-1]
+        bare = f"bare `python -c pass` {1e3 * figures['cold_query']['bare_python_start_s']['median']:.0f} ms"
         if t.key.startswith("clip_"):
             return (f"{fp32['img_s']:.1f} img/s at fp32 torch ({fp32.get(f'ceiling_vs_rclip_{name}', 0):.2f}× rclip)"
                     + (f"; {best['img_s']:.1f} img/s at {best_name} ({best.get(f'ceiling_vs_rclip_{name}', 0):.2f}×)"
                        if best_name != "torch_fp32" else ""))
         if t.key.startswith("reindex_"):
-            start = figures["cold_query"]["bare_python_start_s"]["median"]
-            return f"bare `python -c pass` {1e3 * start:.0f} ms"
+            return bare
         if t.key.startswith("index_"):
             return (f"{fp32[f'index_{name}_s']:.1f} s of arithmetic at fp32"
                     + (f", {best[f'index_{name}_s']:.1f} s at {best_name}" if best_name != "torch_fp32" else ""))
         if t.key == "warm_query":
             return (f"text tower {fp32['query_text_ms']:.0f} ms at {bounds['query_tokens']} tokens "
                     f"({fp32['text_77_ms']:.0f} ms at 77, as rclip runs it), fp32")
-        start = figures["cold_query"]["bare_python_start_s"]["median"]
-        return f"bare `python -c pass` {1e3 * start:.0f} ms + text tower {fp32['query_text_ms']:.0f} ms"
+        return f"{bare} + text tower {fp32['query_text_ms']:.0f} ms"
 
     lines = ["## Side by side with rclip", ""]
     rc = block["rclip"]

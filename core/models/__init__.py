@@ -104,13 +104,15 @@ class Models:
     def tagger(self) -> Any:
         """The profile's tag vocabulary embedded with its CLIP (imgsearch.tags.Tagger), which loads
         CLIP only if its classes are not kept beside the index yet."""
+        return self._get("tagger", self._load_tagger)
+
+    def _load_tagger(self) -> Any:
         from pathlib import Path
 
         from imgsearch.tags import Tagger, load_vocabulary
 
-        vocabulary, clip_id = Path(self.profile.tags), self.profile.clip_id
-        return self._get("tagger", lambda: Tagger(load_vocabulary(vocabulary), clip_id, lambda: self.clip,
-                                                  cache_dir=self.settings.index_dir))
+        return Tagger(load_vocabulary(Path(self.profile.tags)), self.profile.clip_id, lambda: self.clip,
+                      cache_dir=self.settings.index_dir)
 
     def facts(self) -> dict[str, str]:
         return model_facts(self.profile)

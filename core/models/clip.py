@@ -87,20 +87,17 @@ class ClipEncoder:
         not start with the template's, takes the whole prompt."""
         texts = [template.format(f) for f in fills]
         head = template.split("{}", 1)[0].strip()
-        shared = bool(head) and plain_causal_blocks(self.model)
-        with torch.inference_mode():
-            tokens = self.tokenizer(texts) if shared else None
-            prefix = self.tokenizer([head])[0] if shared else None
-        if tokens is None or prefix is None:
+        if not head or not plain_causal_blocks(self.model):
             return self._encode_sorted(texts, batch)
+        tokens, prefix = self.tokenizer(texts), self.tokenizer([head])[0]
         k = int(end_positions(self.model, prefix[None])[0])  # the template's tokens before its end token
         starts = (tokens[:, :k] == prefix[:k]).all(dim=1).tolist()  # BPE may join the fill to the template
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         whole = [i for i, ok in enumerate(starts) if not ok]
         if whole:
             out[whole] = self._encode_sorted([texts[i] for i in whole], batch)
-        rest = sorted((i for i, ok in enumerate(starts) if ok), key=lambda i: int((tokens[i] != 0).sum()))
         ends = end_positions(self.model, tokens)
+        rest = sorted((i for i, ok in enumerate(starts) if ok), key=lambda i: int(ends[i]))
         with torch.inference_mode():
             head_ids = prefix[:k].to(self.runtime.device)
             for start in range(0, len(rest), batch):
