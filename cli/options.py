@@ -5,6 +5,7 @@ exit code. One definition for `imgsearch`, `imgsearch concept …` and `imgsearc
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -30,7 +31,19 @@ def open_index(settings: Any) -> Any:
     """The index: the running service's when there is one, else this process's own."""
     from imgsearch.library import open_index as open_any
 
-    return open_any(settings)
+    index = open_any(settings)
+    start_up_done()
+    return index
+
+
+def start_up_done() -> None:
+    """Turn the garbage collector back on once the command's start-up (its imports) is over, with
+    what the start-up made set aside (frozen), so later collections do not walk it again: a long
+    command (an index run, the service) collects as usual. A no-op where `app.main` did not turn
+    it off (tests, the library called directly)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def guarded(fn: Any, interrupted: str = "interrupted; the next run picks up where this one stopped") -> Any:

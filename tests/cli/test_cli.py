@@ -53,13 +53,15 @@ def test_no_rerank_gives_clip_order_and_null_itm(indexed: Path) -> None:
 
 def test_cold_no_rerank_query_loads_no_torch_and_agrees(indexed: Path, tmp_path: Path) -> None:
     """The index run left CLIP's text tower as ONNX: a fresh process answers `--no-rerank`
-    without importing torch, with the hits of the full path (scores within bf16 rounding)."""
+    without importing torch, with the hits of the full path (scores within bf16 rounding). The
+    garbage collector, off for the start-up (`app.main`), is on again once the index is open."""
     import subprocess
     import sys
 
     code = ("import sys, json\nfrom imgsearch.cli.app import main\n"
             "sys.argv = ['imgsearch', 'query', 'a blue square', '--json', '--no-rerank']\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "import gc\nassert gc.isenabled() and gc.get_freeze_count(), 'collector not back on after start-up'\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)\n")
     cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert cold.returncode == 0, cold.stderr
@@ -86,6 +88,7 @@ def _index_in_a_fresh_process(folder: Path) -> tuple[dict, list[str]]:
     code = ("import sys\nfrom imgsearch.cli.app import main\n"
             f"sys.argv = ['imgsearch', 'index', {str(folder)!r}, '--json']\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "import gc\nassert gc.isenabled(), 'an index run without the garbage collector'\n"
             "heavy = ('torch', 'open_clip', 'transformers')\n"
             "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
