@@ -124,18 +124,14 @@ class Models:
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """A model's load imports torch and open_clip (or transformers) and builds its modules: ~450k
-    objects that the cyclic collector would walk again and again while they are made (0.5-0.7 s
-    of the ~7.5 s that `import torch, open_clip` takes on a 2-core AVX2 EPYC) and at every full
-    collection after (0.47 s each), though only ~20 of them are ever garbage. So the collector is
-    off meanwhile and what the load made is frozen after it (never walked again); the garbage of
-    before is collected first, so that none of it is frozen with them."""
+    objects, none of them garbage, that the cyclic collector walks again and again while they are
+    made (0.5-0.7 s of the ~7.5 s that `import torch, open_clip` takes on a 2-core AVX2 EPYC). Off
+    meanwhile, back on after where it was on. Not frozen after: a process that makes many `Models`
+    (the tests, a library user) would keep each one's reference cycles for good."""
     was_on = gc.isenabled()
-    if was_on:
-        gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if was_on:
             gc.enable()

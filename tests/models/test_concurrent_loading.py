@@ -3,6 +3,7 @@ the warm-up): loads must not break each other, and one model is loaded once."""
 
 from __future__ import annotations
 
+import gc
 import threading
 
 from imgsearch.models import Models
@@ -30,9 +31,26 @@ def test_threads_loading_blip_models_at_once_all_get_working_models() -> None:
         for t in threads:
             t.join(timeout=120)
         assert not errors, errors
+        assert gc.isenabled(), "a load left the garbage collector off"
         assert got["itm0"] is got["itm1"] and got["captioner0"] is got["captioner1"]
         match, _ = models.itm.score("a red circle", models.itm.vision_states([_red_circle()]))
         assert 0.0 <= float(match[0]) <= 1.0
+
+
+def test_a_load_pauses_the_collector_and_leaves_it_as_it_found_it() -> None:
+    """Loads run with the cyclic collector off (`Models._get`: the imports make ~450k objects);
+    with it on before, it is on after; with it off (the CLI's start-up), it stays off."""
+    models = Models(Settings(models="tiny"))
+    assert gc.isenabled()
+    assert models._get("probe", gc.isenabled) is False  # what the collector was during the load
+    models.clip  # noqa: B018
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        Models(Settings(models="tiny")).itm  # noqa: B018
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def _red_circle():
