@@ -24,6 +24,7 @@ from typing import Any
 from .image_runtime import machine, photos
 
 RUNTIMES = ("torch", "onnx-int8")
+RERANK_K = 20  # the query's default --rerank-k
 
 
 def measure(out: Path, dtype: str, files: list[Path], rounds: int) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def measure(out: Path, dtype: str, files: list[Path], rounds: int) -> dict[str, 
     def rerank(rt: str) -> float:
         itm = models[rt].itm
         t = time.perf_counter()
-        states = torch.cat([itm.vision_states(images[i:i + 16]) for i in range(0, 20, 16)])
+        states = torch.cat([itm.vision_states(images[i:min(i + 16, RERANK_K)]) for i in range(0, RERANK_K, 16)])
         itm.score("a red car parked on a street", states)
         return time.perf_counter() - t
 
@@ -118,10 +119,12 @@ def to_markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
-    ap.add_argument("--photos", type=int, default=32)
+    ap.add_argument("--photos", type=int, default=32, help=f"at least {RERANK_K}: the rerank takes that many")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dtypes", default=None, help="default: float32, and bfloat16 where oneDNN runs it natively")
     args = ap.parse_args(argv)
+    if args.photos < RERANK_K:
+        ap.error(f"--photos {args.photos}: the rerank of {RERANK_K} needs at least {RERANK_K} photos")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from imgsearch.models.runtime import onednn_has_bf16
 
