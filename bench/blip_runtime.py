@@ -1,6 +1,7 @@
 """`python -m bench.blip_runtime OUT [--photos N] [--rounds R] [--dtypes float32,bfloat16]`: base
 BLIP's captions and a cold-cache rerank of 20, with the vision towers run by torch and by the
-admitted ONNX int8 export (`imgsearch.models.blip_vision`), in each precision torch can run here.
+admitted ONNX int8 export (`imgsearch.models.blip_vision`; the captioner's decoder int8 beside it where
+admitted and repaid, `blip_decoder`), in each precision torch can run here.
 
 Photo-like 640x480 JPEGs (`shared/peers/make_photos.py`), decoded once by the product's path;
 captions: the product's `Captioner.caption` in batches of 16 (the product's caption batch), random
@@ -31,7 +32,8 @@ def measure(out: Path, dtype: str, files: list[Path], rounds: int) -> dict[str, 
     import torch
     from imgsearch.imaging import decode
     from imgsearch.models import Models
-    from imgsearch.models.blip_vision import read_meta
+    from imgsearch.models.blip_vision import export_folder, read_meta
+    from imgsearch.models.onnx_image import read_choice
     from imgsearch.models.random_base import base_overrides, write_random_base
     from imgsearch.settings import Settings
 
@@ -43,9 +45,14 @@ def measure(out: Path, dtype: str, files: list[Path], rounds: int) -> dict[str, 
     builds = {}
     for role in ("captioner", "itm"):
         t = time.perf_counter()
-        getattr(models["onnx-int8"], role).vision.expect(len(files))  # builds the export (once per index)
-        builds[role] = {"build_s": time.perf_counter() - t,
-                        "check": read_meta(models["onnx-int8"].settings.index_dir, role)["variants"]["onnx-int8"]["why"]}
+        # builds the export (once per index); the captioner's decoder goes int8 where the pictures
+        # this process captions (every round's) repay its quantization
+        getattr(models["onnx-int8"], role).vision.expect(len(files) * rounds)
+        meta = read_meta(models["onnx-int8"].settings.index_dir, role)
+        builds[role] = {"build_s": time.perf_counter() - t, "check": meta["variants"]["onnx-int8"]["why"],
+                        "decoder": meta.get("decoder"),
+                        "decoder_runs": (read_choice(export_folder(models["onnx-int8"].settings.index_dir, role))
+                                         or {}).get("decoder")}
     size = int(models["torch"].captioner.processor.image_processor.size["height"])
     images = [decode(p.read_bytes(), min_side=size).image for p in files]
     batch = models["torch"].settings.caption_batch_size
@@ -113,6 +120,10 @@ def to_markdown(result: dict[str, Any]) -> str:
     for p in result["runs"]:
         for role, b in p["builds"].items():
             lines.append(f"- {p['dtype']}, {role}: export, quantization and check {b['build_s']:.0f} s; {b['check']}")
+            if b.get("decoder_runs"):
+                d = b["decoder"]
+                lines.append(f"- {p['dtype']}, {role}'s decoder: {b['decoder_runs']}; at build {d['pictures']} "
+                             f"pictures decoded in {d['fp32_s']} s fp32, {d['int8_s']} s int8, quantization {d['quantize_s']} s")
     return "\n".join(lines) + "\n"
 
 

@@ -195,6 +195,8 @@ def print_status(status_json: dict[str, Any], as_json: bool) -> None:
         rows.append(("image runtime", describe(status_json["image_runtime"])))
         for role, choice in (status_json["image_runtime"].get("blip_vision") or {}).items():
             rows.append((f"{role} vision", f"{choice.get('chosen')} ({choice.get('why')})"))
+            if choice.get("decoder"):
+                rows.append((f"{role} decoder", choice["decoder"]))
     for k, v in rows:
         out.print(f"{k:>17}: {v}", highlight=False)
     activity = status_json.get("activity")

@@ -37,7 +37,7 @@ import torch
 
 from imgsearch.errors import ConfigError
 from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize, staged, timed
-from imgsearch.models.onnx_image import BLIP_FOLDER, OnnxImageTower, write_choice
+from imgsearch.models.onnx_image import BLIP_FOLDER, OnnxImageTower, read_choice, write_choice
 from imgsearch.models.text_export import read_meta_file
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ VARIANT, FILE = "onnx-int8", "int8.onnx"
 CALIBRATION = 16  # pictures: 8 shapes scenes, 8 photo-like; each costs a 384 px ViT-B/16 pass three ways
 BATCH = 8
 FASTER = 1.2  # how much faster than torch int8 must have measured for auto to take it
+CAPTION_TOKENS, BATCH_DECODE = 20, 16  # the decoder's check: the product's caption cap and batch
 
 
 def export_folder(index_dir: Path, role: str) -> Path:
@@ -82,6 +83,10 @@ def use_onnx_vision(model: Any, processor: Any, runtime: Any, model_id: str, set
     records it, with why, for `imgsearch status`."""
     setting = getattr(settings, "image_runtime", "auto")
     if isinstance(model.vision_model, OnnxVisionModel):
+        if role == "captioner" and pictures > 0:  # a larger run may repay the int8 decoder now
+            decoder = _decoder(model, read_meta(settings.index_dir, role), runtime, pictures, setting)
+            folder = export_folder(settings.index_dir, role)
+            write_choice(folder, {**(read_choice(folder) or {}), "decoder": decoder})
         return VARIANT
     meta, why = None, None
     if setting == "onnx":
@@ -92,21 +97,36 @@ def use_onnx_vision(model: Any, processor: Any, runtime: Any, model_id: str, set
         folder = export_folder(settings.index_dir, role)
         with build_lock(folder):
             meta = read_meta(settings.index_dir, role)
+            least = getattr(settings, "blip_export_min_pictures", 0)
+            large = pictures >= least or setting == VARIANT
+            if meta is not None and role == "captioner" and "decoder" not in meta and large:
+                meta = None  # made before the decoder was measured: rebuilt, once
             if meta is None or meta.get("model") != model_id:
                 meta = None
-                least = getattr(settings, "blip_export_min_pictures", 0)
-                if pictures >= least or setting == VARIANT:
-                    meta = _ensure(model, processor, runtime, model_id, folder)
+                if large:
+                    meta = _ensure(model, processor, runtime, model_id, folder, role)
                 else:
                     why = (f"auto: {pictures} pictures for BLIP's vision tower, fewer than "
                            f"IMGSEARCH_BLIP_EXPORT_MIN_PICTURES ({least}): no ONNX export built yet")
     name, said = ("torch", why) if why else choose(meta, setting, runtime)
     if name == VARIANT:
         model.vision_model = OnnxVisionModel(export_folder(settings.index_dir, role) / FILE, runtime.dtype)
+    decoder = _decoder(model, meta, runtime, pictures, setting) if role == "captioner" and name == VARIANT else None
     write_choice(export_folder(settings.index_dir, role), {"chosen": name, "why": said, "model": model_id,
-                                              "at": datetime.now(UTC).isoformat(timespec="seconds")})
+                                                           "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                                           **({"decoder": decoder} if decoder else {})})
     log.info("BLIP %s vision tower: %s (%s)", role, name, said)
     return name
+
+
+def _decoder(model: Any, meta: dict[str, Any] | None, runtime: Any, pictures: int, setting: str) -> str:
+    """Beside an int8 vision tower, the captioner's decoder in int8 where admitted and worth it
+    (`blip_decoder`); what runs it and why, for `imgsearch status`."""
+    from imgsearch.models.blip_decoder import use_int8_decoder
+
+    said = use_int8_decoder(model, (meta or {}).get("decoder"), runtime, pictures, forced=setting == VARIANT)
+    log.info("BLIP captioner's decoder: %s", said)
+    return said
 
 
 def choose(meta: dict[str, Any] | None, setting: str, runtime: Any) -> tuple[str, str]:
@@ -135,11 +155,11 @@ def choose(meta: dict[str, Any] | None, setting: str, runtime: Any) -> tuple[str
     return "torch", f"auto: torch {runtime.describe()} measured {slow} img/s at build, int8 {fast}: not {FASTER}x faster"
 
 
-def _ensure(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path) -> dict[str, Any]:
+def _ensure(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path, role: str) -> dict[str, Any]:
     """The export's meta, built now; a failed build is recorded (never retried for this model)
     and costs only speed."""
     try:
-        return _build(model, processor, runtime, model_id, folder)
+        return _build(model, processor, runtime, model_id, folder, role)
     except Exception as exc:  # an exporter limit or a missing package must not stop captioning
         log.warning("BLIP vision tower not exported to ONNX (%s); torch runs it.", exc)
         meta = {"format": FORMAT, "model": model_id, "error": f"{type(exc).__name__}: {exc}", "variants": {}}
@@ -148,7 +168,7 @@ def _ensure(model: Any, processor: Any, runtime: Any, model_id: str, folder: Pat
         return meta
 
 
-def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path) -> dict[str, Any]:
+def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path, role: str) -> dict[str, Any]:
     with staged(folder) as tmp:
         started = time.perf_counter()
         size = int(processor.image_processor.size["height"])
@@ -169,6 +189,13 @@ def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path
             with torch.inference_mode():
                 _, meta["torch_img_s"] = timed(lambda x: vision(pixel_values=torch.from_numpy(x).to(
                     runtime.device, runtime.dtype)).last_hidden_state.float().numpy(), pixels.numpy(), BATCH)
+        if role == "captioner":
+            from imgsearch.models.blip_decoder import measure
+
+            try:
+                meta["decoder"] = measure(model, torch.from_numpy(reference), CAPTION_TOKENS, BATCH_DECODE)
+            except Exception as exc:  # torch without its eager quantization: the decoder stays as it is
+                meta["decoder"] = {"admitted": False, "why": f"not measured ({type(exc).__name__}: {exc})"}
         meta["build_s"] = round(time.perf_counter() - started, 1)
         (tmp / META).write_text(json.dumps(meta, indent=1))
     return meta
@@ -230,7 +257,7 @@ class VisionChoice:
     def expect(self, pictures: int) -> str:
         """Before a run of `pictures` pictures (0: use what exists, build nothing)."""
         with self._lock:
-            if self.runtime is None or (self.runtime == "torch" and pictures > 0):
+            if self.runtime is None or pictures > 0:  # torch: build now? int8: its decoder too?
                 self.runtime = self._choose(pictures)
             return self.runtime
 

@@ -113,4 +113,6 @@ def read_choice(folder: Path) -> dict[str, Any] | None:
         choice = json.loads((folder / CHOICE).read_text())
     except (OSError, ValueError):
         return None
-    return {k: choice.get(k) for k in ("chosen", "why", "at")} if isinstance(choice, dict) else None
+    if not isinstance(choice, dict):
+        return None
+    return {k: choice.get(k) for k in ("chosen", "why", "at", "decoder") if k in choice or k != "decoder"}

@@ -106,6 +106,7 @@ def test_a_captioning_run_that_took_int8_prepares_the_reranker_too(tmp_path: Pat
     assert (export_folder(settings.index_dir, "itm") / FILE).exists()
     assert {role: c["chosen"] for role, c in blip_vision_status(settings.index_dir).items()} == {
         "captioner": "onnx-int8", "itm": "onnx-int8"}
+    assert blip_vision_status(settings.index_dir)["captioner"]["decoder"].startswith("int8: admitted")
     small = Settings(home=tmp_path / "small", models="tiny", dtype="float32", image_runtime="onnx-int8",
                      blip_export_min_pictures=50)
     run_index(small, [shapes_folder], captions=True)  # 12 pictures: the reranker is left for later
