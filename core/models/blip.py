@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from imgsearch.models.blip_decoder import generate
 from imgsearch.models.blip_vision import VisionChoice
 from imgsearch.models.hub import is_local, model_ref_id, require_hub
 from imgsearch.models.runtime import Runtime
@@ -48,10 +49,8 @@ class Captioner:
         if self.vision is not None:
             self.vision.ensure()
         pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
-        out = self.model.generate(
-            pixel_values=pixels.to(self.runtime.device, self.runtime.dtype),
-            max_new_tokens=self.max_tokens, num_beams=1, do_sample=False,
-        )
+        states = self.model.vision_model(pixel_values=pixels.to(self.runtime.device, self.runtime.dtype))[0]
+        out = generate(self.model.text_decoder, self.model.config.text_config, states, self.max_tokens)
         texts = self.processor.batch_decode(out, skip_special_tokens=True)
         return [" ".join(t.split()) for t in texts]
 

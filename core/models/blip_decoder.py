@@ -1,5 +1,6 @@
-"""The captioner's text decoder with int8 weights (torch dynamic quantization, fbgemm), admitted
-by measurement beside the int8 vision tower (`blip_vision`).
+"""The captioner's text decoder: greedy decoding in which a caption that has ended stops costing
+(`generate`), and int8 weights (torch dynamic quantization, fbgemm), admitted by measurement
+beside the int8 vision tower (`blip_vision`).
 
 Once the vision tower runs int8, decoding is over a third of a caption where torch runs fp32: each
 of the 20 steps reads every weight of the 12-layer decoder and its 30,524-word head for only 16
@@ -48,8 +49,54 @@ def is_quantized(decoder: torch.nn.Module) -> bool:
 
 
 def generate(decoder: Any, config: Any, states: torch.Tensor, max_tokens: int) -> torch.Tensor:
-    """Greedy captions' token ids from vision states: what `BlipForConditionalGeneration.generate`
-    does after its vision tower (`config`: the model's text config)."""
+    """Greedy captions' token ids from vision states (`config`: the model's text config): what
+    `BlipForConditionalGeneration.generate` does after its vision tower, but a caption that has
+    ended leaves the batch. transformers' `generate` computes every row until the last one ends;
+    here a step costs only the captions still being written (the cross-attention over each
+    picture's 577 states is most of a step once the weights are int8). Decoders whose generation
+    config asks for more than plain greedy decoding go through `generate`."""
+    n, device = states.shape[0], states.device
+    out = torch.full((n, max_tokens + 1), config.pad_token_id, dtype=torch.long, device=device)
+    out[:, 0] = config.bos_token_id
+    if not _plain_greedy(decoder):
+        made = _generate(decoder, config, states, max_tokens)
+        out[:, :made.shape[1]] = made
+        return out[:, :made.shape[1]]
+    rows = torch.arange(n, device=device)  # the captions still being written
+    ids, cache, written = out[:, :1], None, 1
+    for step in range(1, max_tokens + 1):
+        result = decoder(input_ids=ids, encoder_hidden_states=states,
+                         encoder_attention_mask=torch.ones(states.shape[:2], dtype=torch.long, device=device),
+                         cache=cache, use_cache=True)
+        token = result.logits[:, -1].argmax(-1)
+        out[rows, step] = token
+        written = step + 1
+        going = token != config.sep_token_id
+        if not bool(going.any()):
+            break
+        cache = result.cache
+        if not bool(going.all()):
+            keep = going.nonzero().squeeze(1)
+            rows, states, token = rows[keep], states[keep], token[keep]
+            cache.batch_select_indices(keep)
+        ids = token[:, None]
+    return out[:, :written]
+
+
+def _plain_greedy(decoder: Any) -> bool:
+    """Whether the decoder's generation config adds nothing to greedy decoding."""
+    config = getattr(decoder, "generation_config", None)
+    if config is None:
+        return True
+    plain = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "min_length": 0, "min_new_tokens": None,
+             "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+             "forced_bos_token_id": None, "forced_eos_token_id": None, "sequence_bias": None,
+             "encoder_repetition_penalty": 1.0, "encoder_no_repeat_ngram_size": 0,
+             "exponential_decay_length_penalty": None, "watermarking_config": None}
+    return all(getattr(config, k, v) in (v, None) for k, v in plain.items())
+
+
+def _generate(decoder: Any, config: Any, states: torch.Tensor, max_tokens: int) -> torch.Tensor:
     start = torch.full((states.shape[0], 1), config.bos_token_id, dtype=torch.long, device=states.device)
     return decoder.generate(
         input_ids=start, eos_token_id=config.sep_token_id, pad_token_id=config.pad_token_id,

@@ -1,6 +1,7 @@
-"""The captioner's decoder with int8 weights (the bundled tiny captioner): measured and admitted
-at the vision tower's build, put in place beside the int8 tower, its captions those of fp32; a
-damaged decoder is refused by the same check; auto quantizes only for a run that repays it; and
+"""The captioner's decoder (the bundled tiny captioner): greedy decoding that drops the captions
+that have ended gives transformers' `generate`'s ids; int8 weights measured and admitted at the
+vision tower's build, put in place beside the int8 tower, its captions those of fp32; a damaged
+decoder is refused by the same check; auto quantizes only for a run that repays it; and
 `imgsearch status` says what ran the decoder."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import torch
 from imgsearch.models import Models
-from imgsearch.models.blip_decoder import LIMITS, agreement, generate, is_quantized, quantized, use_int8_decoder, worth_it
+from imgsearch.models.blip_decoder import (LIMITS, _generate, agreement, generate, is_quantized, quantized,
+                                          use_int8_decoder, worth_it)
 from imgsearch.models.blip_vision import read_meta
 from imgsearch.models.runtime import Runtime
 from imgsearch.settings import Settings
@@ -92,3 +94,36 @@ def test_an_export_made_before_the_decoder_was_measured_is_rebuilt_by_a_large_ru
     large = _models(tmp_path, "home", image_runtime="auto", blip_export_min_pictures=10)
     large.captioner.vision.expect(12)
     assert read_meta(large.settings.index_dir, "captioner")["decoder"]["admitted"]
+
+
+def test_decoding_drops_ended_captions_and_gives_generate_s_ids(tmp_path: Path, shapes_folder: Path) -> None:
+    captioner = _models(tmp_path, "torch", image_runtime="torch").captioner
+    model, config = captioner.model, captioner.model.config.text_config
+    pixels = captioner.processor(images=_pictures(shapes_folder), return_tensors="pt").pixel_values
+    rows: list[int] = []
+    hook = model.text_decoder.register_forward_pre_hook(lambda _, args, kw: rows.append(kw["input_ids"].shape[0]),
+                                                        with_kwargs=True)
+    with torch.inference_mode():
+        states = model.vision_model(pixel_values=pixels)[0]
+        ours = generate(model.text_decoder, config, states, 20)
+        hook.remove()
+        upstream = _generate(model.text_decoder, config, states, 20)
+    assert torch.equal(ours, upstream)
+    lengths = (ours != config.pad_token_id).sum(1)
+    assert int(lengths.min()) < int(lengths.max())  # captions of different lengths: rows left early
+    assert rows[0] == len(states) and min(rows) < len(states) and sum(rows) == int((lengths - 1).sum())
+    texts = captioner.processor.batch_decode(ours, skip_special_tokens=True)
+    assert [" ".join(t.split()) for t in texts] == captioner.caption(_pictures(shapes_folder))
+
+
+def test_a_generation_config_beyond_greedy_goes_through_generate(tmp_path: Path, shapes_folder: Path) -> None:
+    captioner = _models(tmp_path, "torch", image_runtime="torch").captioner
+    model, config = captioner.model, captioner.model.config.text_config
+    pixels = captioner.processor(images=_pictures(shapes_folder), return_tensors="pt").pixel_values
+    with torch.inference_mode():
+        states = model.vision_model(pixel_values=pixels)[0]
+        greedy = generate(model.text_decoder, config, states, 20)
+        model.text_decoder.generation_config.min_new_tokens = 12  # no caption may end before 12 tokens
+        penalised = generate(model.text_decoder, config, states, 20)
+        assert torch.equal(penalised, _generate(model.text_decoder, config, states, 20))
+    assert not torch.equal(penalised[:, :greedy.shape[1]], greedy[:, :penalised.shape[1]])
