@@ -66,6 +66,19 @@ def _model_ids(models: Models) -> dict[str, str]:
             "itm": model_ref_id(p.itm), "runtime": models.runtime.describe()}
 
 
+def _towers(settings: Settings) -> dict[str, str | None]:
+    """What ran each tower in this run (torch, onnx or onnx-int8; the captioner's decoder): `auto`
+    chooses by speed measured at build, so a loaded machine may pick another than a quiet one."""
+    from imgsearch.models.onnx_image import image_runtime_status
+
+    status = image_runtime_status(settings.index_dir, settings.image_runtime)
+    blip = status.get("blip_vision") or {}
+    decoder = (blip.get("captioner") or {}).get("decoder")
+    return {"clip_image": status.get("chosen"), "captioner_vision": (blip.get("captioner") or {}).get("chosen"),
+            "captioner_decoder": decoder.split(":")[0] if decoder else None,
+            "itm_vision": (blip.get("itm") or {}).get("chosen")}
+
+
 def _run_queries(
     queries: Sequence[EvalQuery], stores: Stores, models: Models, limit: int, rerank_k: int, fusion: str,
     mode: str,
@@ -124,6 +137,7 @@ def _index_and_search(
             out["scores"][config] = _scores(judged)
         if captions:
             out["captions"] = _captions(stores, collection)
+        out["models"]["towers"] = _towers(settings)
         if thresholds:
             t0 = time.perf_counter()
             out["cutoff"] = cutoff_scores(queries, stores, models, thresholds, rerank_k)
@@ -273,7 +287,9 @@ def to_markdown(r: dict[str, Any]) -> str:
          f"relation flipped); {c['queries']['attribute']} attribute, "
          f"{c['queries']['relation']} relation queries."),
         (f"Models: CLIP `{m['clip']}`, captioner `{m['captioner']}`, ITM `{m['itm']}`; "
-         f"runtime {m['runtime']}."),
+         f"runtime {m['runtime']}" + (
+             "; towers run by: " + ", ".join(f"{k.replace('_', ' ')} {v or 'not recorded'}" for k, v in m["towers"].items())
+             if m.get("towers") else "") + "."),
         "", f"## Retrieval: MRR / P@5 in the top {cfg['limit']} (ITM reranks the top {cfg['rerank_k']})", "",
         *_table(["kind", "queries", *(names[x] for x in configs), "P@5 ceiling"],
                 [[kind, ret["clip"][kind]["queries"],

@@ -112,3 +112,6 @@ def test_the_run_measured_the_whole_collection(result: dict[str, Any], tmp_path:
         assert all(0.0 <= s["mrr"] <= 1.0 and 0.0 <= s["p5"] <= s["p5_ceiling"] for s in scores.values())
     json_path, md_path = write_reports(result, tmp_path)
     assert json_path.exists() and md_path.read_text() == to_markdown(result)
+    towers = result["models"]["towers"]  # what ran each tower: auto's choice depends on the machine
+    assert towers["clip_image"] in ("torch", "onnx", "onnx-int8") and towers["captioner_vision"] in ("torch", "onnx-int8")
+    assert "towers run by: clip image" in md_path.read_text()
