@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from imgsearch.models import Models
@@ -22,24 +24,17 @@ from PIL import Image
 CPU32 = Runtime(torch.device("cpu"), torch.float32)
 
 
-def _pictures(folder: Path) -> list[Image.Image]:
-    return [Image.open(p).convert("RGB") for p in sorted(folder.glob("*.png"))]
-
-
-def _models(tmp_path: Path, name: str, **kw: object) -> Models:
-    return Models(Settings(home=tmp_path / name, models="tiny", dtype="float32", **kw))
-
-
-def test_forced_int8_quantizes_the_decoder_and_captions_stay(tmp_path: Path, shapes_folder: Path) -> None:
+def test_forced_int8_quantizes_the_decoder_and_captions_stay(
+        tmp_path: Path, tiny_models: Callable[..., Models], shapes_pictures: list[Image.Image],
+) -> None:
     from imgsearch.cli.app import app
     from typer.testing import CliRunner
 
-    pictures = _pictures(shapes_folder)
-    plain = _models(tmp_path, "torch", image_runtime="torch").captioner
-    int8 = _models(tmp_path, "int8", image_runtime="onnx-int8").captioner
-    want, got = plain.caption(pictures), int8.caption(pictures)
+    plain = tiny_models("torch", image_runtime="torch").captioner
+    int8 = tiny_models("int8", image_runtime="onnx-int8").captioner
+    want, got = plain.caption(shapes_pictures), int8.caption(shapes_pictures)
     assert is_quantized(int8.model.text_decoder) and not is_quantized(plain.model.text_decoder)
-    assert sum(a == b for a, b in zip(want, got)) >= 0.9 * len(pictures), list(zip(want, got))
+    assert sum(a == b for a, b in zip(want, got)) >= 0.9 * len(shapes_pictures), list(zip(want, got))
     record = read_meta(Settings(home=tmp_path / "int8", models="tiny").index_dir, "captioner")["decoder"]
     assert record["admitted"] and record["kl_mean"] <= LIMITS["kl_mean"] and record["top1"] >= 0.95, record["why"]
     assert record["pictures"] == 16 and record["fp32_s"] > 0 and record["int8_s"] > 0
@@ -49,13 +44,10 @@ def test_forced_int8_quantizes_the_decoder_and_captions_stay(tmp_path: Path, sha
     assert "captioner decoder" in CliRunner().invoke(app, ["status", "--home", home, "--models", "tiny"]).output
 
 
-def test_the_check_refuses_a_damaged_decoder(tmp_path: Path, shapes_folder: Path) -> None:
-    captioner = _models(tmp_path, "torch", image_runtime="torch").captioner
-    model = captioner.model
-    pixels = captioner.processor(images=_pictures(shapes_folder), return_tensors="pt").pixel_values
-    config = model.config.text_config
+def test_the_check_refuses_a_damaged_decoder(torch_captioner: tuple[Any, torch.Tensor]) -> None:
+    captioner, states = torch_captioner
+    model, config = captioner.model, captioner.model.config.text_config
     with torch.inference_mode():
-        states = model.vision_model(pixel_values=pixels).last_hidden_state
         tokens = generate(model.text_decoder, config, states, 20)
         same = agreement(model.text_decoder, quantized(model.text_decoder), tokens, states, config.pad_token_id)
         damaged = copy.deepcopy(model.text_decoder)
@@ -66,11 +58,11 @@ def test_the_check_refuses_a_damaged_decoder(tmp_path: Path, shapes_folder: Path
     assert broken["kl_mean"] > LIMITS["kl_mean"] and broken["kl_max"] > LIMITS["kl_max"], broken
 
 
-def test_quantized_only_where_admitted_repaid_and_fp32(tmp_path: Path) -> None:
+def test_quantized_only_where_admitted_repaid_and_fp32(tiny_models: Callable[..., Models]) -> None:
     record = {"admitted": True, "why": "ok", "fp32_s": 6.0, "int8_s": 4.0, "quantize_s": 3.0, "pictures": 16}
     assert not worth_it(record, 23) and worth_it(record, 24)  # 0.125 s saved a picture repays 3 s at 24
     assert not worth_it({**record, "int8_s": 6.5}, 10_000)  # slower: never
-    model = _models(tmp_path, "torch", image_runtime="torch").captioner.model
+    model = tiny_models("torch", image_runtime="torch").captioner.model
     said = use_int8_decoder(model, record, CPU32, 10, forced=False)
     assert said.startswith("torch: 10 pictures do not repay") and not is_quantized(model.text_decoder)
     refused = use_int8_decoder(model, {**record, "admitted": False, "why": "kl_mean 0.5 > 0.01"}, CPU32, 100, True)
@@ -81,30 +73,32 @@ def test_quantized_only_where_admitted_repaid_and_fp32(tmp_path: Path) -> None:
     assert is_quantized(model.text_decoder)
 
 
-def test_an_export_made_before_the_decoder_was_measured_is_rebuilt_by_a_large_run(tmp_path: Path) -> None:
-    first = _models(tmp_path, "home", image_runtime="onnx-int8")
+def test_an_export_made_before_the_decoder_was_measured_is_rebuilt_by_a_large_run(
+        tiny_models: Callable[..., Models],
+) -> None:
+    first = tiny_models("home", image_runtime="onnx-int8")
     first.captioner.vision.expect(12)
     path = first.settings.index_dir / "blip-vision" / "captioner" / "meta.json"
     older = json.loads(path.read_text())
     del older["decoder"]
     path.write_text(json.dumps(older))
-    small = _models(tmp_path, "home", image_runtime="auto", blip_export_min_pictures=10)
+    small = tiny_models("home", image_runtime="auto", blip_export_min_pictures=10)
     small.captioner.vision.expect(3)  # too few pictures to rebuild: the tower is used as it is
     assert "decoder" not in read_meta(small.settings.index_dir, "captioner")
-    large = _models(tmp_path, "home", image_runtime="auto", blip_export_min_pictures=10)
+    large = tiny_models("home", image_runtime="auto", blip_export_min_pictures=10)
     large.captioner.vision.expect(12)
     assert read_meta(large.settings.index_dir, "captioner")["decoder"]["admitted"]
 
 
-def test_decoding_drops_ended_captions_and_gives_generate_s_ids(tmp_path: Path, shapes_folder: Path) -> None:
-    captioner = _models(tmp_path, "torch", image_runtime="torch").captioner
+def test_decoding_drops_ended_captions_and_gives_generate_s_ids(
+        torch_captioner: tuple[Any, torch.Tensor], shapes_pictures: list[Image.Image],
+) -> None:
+    captioner, states = torch_captioner
     model, config = captioner.model, captioner.model.config.text_config
-    pixels = captioner.processor(images=_pictures(shapes_folder), return_tensors="pt").pixel_values
     rows: list[int] = []
     hook = model.text_decoder.register_forward_pre_hook(lambda _, args, kw: rows.append(kw["input_ids"].shape[0]),
                                                         with_kwargs=True)
     with torch.inference_mode():
-        states = model.vision_model(pixel_values=pixels)[0]
         ours = generate(model.text_decoder, config, states, 20)
         hook.remove()
         upstream = _generate(model.text_decoder, config, states, 20)
@@ -113,15 +107,13 @@ def test_decoding_drops_ended_captions_and_gives_generate_s_ids(tmp_path: Path, 
     assert int(lengths.min()) < int(lengths.max())  # captions of different lengths: rows left early
     assert rows[0] == len(states) and min(rows) < len(states) and sum(rows) == int((lengths - 1).sum())
     texts = captioner.processor.batch_decode(ours, skip_special_tokens=True)
-    assert [" ".join(t.split()) for t in texts] == captioner.caption(_pictures(shapes_folder))
+    assert [" ".join(t.split()) for t in texts] == captioner.caption(shapes_pictures)
 
 
-def test_a_generation_config_beyond_greedy_goes_through_generate(tmp_path: Path, shapes_folder: Path) -> None:
-    captioner = _models(tmp_path, "torch", image_runtime="torch").captioner
+def test_a_generation_config_beyond_greedy_goes_through_generate(torch_captioner: tuple[Any, torch.Tensor]) -> None:
+    captioner, states = torch_captioner
     model, config = captioner.model, captioner.model.config.text_config
-    pixels = captioner.processor(images=_pictures(shapes_folder), return_tensors="pt").pixel_values
     with torch.inference_mode():
-        states = model.vision_model(pixel_values=pixels)[0]
         greedy = generate(model.text_decoder, config, states, 20)
         model.text_decoder.generation_config.min_new_tokens = 12  # no caption may end before 12 tokens
         penalised = generate(model.text_decoder, config, states, 20)

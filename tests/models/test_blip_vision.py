@@ -6,6 +6,7 @@ where it measured faster, and `imgsearch status` says what ran each tower."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,18 +21,14 @@ from PIL import Image
 CPU32 = Runtime(torch.device("cpu"), torch.float32)
 
 
-def _pictures(folder: Path) -> list[Image.Image]:
-    return [Image.open(p).convert("RGB") for p in sorted(folder.glob("*.png"))]
 
 
-def _models(tmp_path: Path, name: str, **kw: object) -> Models:
-    return Models(Settings(home=tmp_path / name, models="tiny", dtype="float32", **kw))
-
-
-def test_int8_captions_agree_with_torch_and_are_admitted_by_the_rule(tmp_path: Path, shapes_folder: Path) -> None:
-    pictures = _pictures(shapes_folder)
-    plain = _models(tmp_path, "torch", image_runtime="torch").captioner
-    onnx = _models(tmp_path, "int8", image_runtime="onnx-int8").captioner
+def test_int8_captions_agree_with_torch_and_are_admitted_by_the_rule(
+        tmp_path: Path, tiny_models: Callable[..., Models], shapes_pictures: list[Image.Image],
+) -> None:
+    pictures = shapes_pictures
+    plain = tiny_models("torch", image_runtime="torch").captioner
+    onnx = tiny_models("int8", image_runtime="onnx-int8").captioner
     want, got = plain.caption(pictures), onnx.caption(pictures)
     assert isinstance(onnx.model.vision_model, OnnxVisionModel) and onnx.vision.runtime == "onnx-int8"
     assert not isinstance(plain.model.vision_model, OnnxVisionModel) and plain.vision.runtime == "torch"
@@ -41,10 +38,12 @@ def test_int8_captions_agree_with_torch_and_are_admitted_by_the_rule(tmp_path: P
     assert record["admitted"] and record["cos_min"] >= 0.99, record["why"]
 
 
-def test_int8_match_probabilities_follow_torch(tmp_path: Path, shapes_folder: Path) -> None:
-    pictures = _pictures(shapes_folder)
-    plain = _models(tmp_path, "torch", image_runtime="torch").itm
-    onnx = _models(tmp_path, "int8", image_runtime="onnx-int8").itm
+def test_int8_match_probabilities_follow_torch(
+        tmp_path: Path, tiny_models: Callable[..., Models], shapes_pictures: list[Image.Image],
+) -> None:
+    pictures = shapes_pictures
+    plain = tiny_models("torch", image_runtime="torch").itm
+    onnx = tiny_models("int8", image_runtime="onnx-int8").itm
     for text in ("a red circle", "a blue square above a green star"):
         want, _ = plain.score(text, plain.vision_states(pictures))
         got, _ = onnx.score(text, onnx.vision_states(pictures))
@@ -52,11 +51,13 @@ def test_int8_match_probabilities_follow_torch(tmp_path: Path, shapes_folder: Pa
     assert (export_folder(Settings(home=tmp_path / "int8", models="tiny").index_dir, "itm") / FILE).exists()
 
 
-def test_auto_builds_only_for_a_large_run_and_status_says_what_ran(tmp_path: Path, shapes_folder: Path) -> None:
+def test_auto_builds_only_for_a_large_run_and_status_says_what_ran(
+        tmp_path: Path, tiny_models: Callable[..., Models], shapes_pictures: list[Image.Image],
+) -> None:
     from imgsearch.cli.app import app
     from typer.testing import CliRunner
 
-    models = _models(tmp_path, "auto", blip_export_min_pictures=10)
+    models = tiny_models("auto", blip_export_min_pictures=10)
     captioner = models.captioner
     assert captioner.vision.expect(3) == "torch"  # too few pictures: nothing built
     assert read_meta(models.settings.index_dir, "captioner") is None
@@ -64,7 +65,7 @@ def test_auto_builds_only_for_a_large_run_and_status_says_what_ran(tmp_path: Pat
     meta = read_meta(models.settings.index_dir, "captioner")
     assert meta["variants"]["onnx-int8"]["admitted"] and meta["torch_img_s"] and meta["variants"]["onnx-int8"]["img_s"]
     assert chosen == choose(meta, "auto", models.runtime)[0]
-    assert captioner.caption(_pictures(shapes_folder)[:2])[0].startswith("a ")
+    assert captioner.caption(shapes_pictures[:2])[0].startswith("a ")
     home = str(tmp_path / "auto")
     status = json.loads(CliRunner().invoke(app, ["status", "--home", home, "--models", "tiny", "--json"]).output)
     assert status["image_runtime"]["blip_vision"]["captioner"]["chosen"] == chosen
@@ -95,7 +96,9 @@ def test_admission_figures() -> None:
     assert not record["admitted"] and record["cos_min"] < 0.99 and "cos_min" in record["why"]
 
 
-def test_a_captioning_run_that_took_int8_prepares_the_reranker_too(tmp_path: Path, shapes_folder: Path) -> None:
+def test_a_captioning_run_that_took_int8_prepares_the_reranker_too(
+        tmp_path: Path, shapes_folder: Path,
+) -> None:
     from imgsearch.indexer import run_index
     from imgsearch.models.onnx_image import blip_vision_status
 
