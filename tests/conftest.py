@@ -8,6 +8,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,36 @@ def shapes_folder(tmp_path: Path) -> Path:
     make_shapes(folder, 12, seed=11)
     (folder / "scenes.json").unlink()
     return folder
+
+
+@pytest.fixture
+def tiny_models(tmp_path: Path) -> Any:
+    """`tiny_models(name, **settings)`: the tiny profile's `Models` in fp32, home `tmp_path / name`."""
+    from imgsearch.models import Models
+
+    def make(name: str, **kw: Any) -> Models:
+        return Models(Settings(home=tmp_path / name, models="tiny", dtype="float32", **kw))
+
+    return make
+
+
+@pytest.fixture
+def shapes_pictures(shapes_folder: Path) -> list[Any]:
+    """The shapes folder's PNG pictures, as the captioner and the ITM model take them."""
+    from PIL import Image
+
+    return [Image.open(p).convert("RGB") for p in sorted(shapes_folder.glob("*.png"))]
+
+
+@pytest.fixture
+def torch_captioner(tiny_models: Any, shapes_pictures: list[Any]) -> tuple[Any, Any]:
+    """The tiny captioner run by torch, and its vision states of the shapes pictures."""
+    import torch
+
+    captioner = tiny_models("torch", image_runtime="torch").captioner
+    pixels = captioner.processor(images=shapes_pictures, return_tensors="pt").pixel_values
+    with torch.inference_mode():
+        return captioner, captioner.model.vision_model(pixel_values=pixels)[0]
 
 
 @pytest.fixture(scope="module")
