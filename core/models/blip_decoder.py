@@ -55,18 +55,16 @@ def generate(decoder: Any, config: Any, states: torch.Tensor, max_tokens: int) -
     here a step costs only the captions still being written (the cross-attention over each
     picture's 577 states is most of a step once the weights are int8). Decoders whose generation
     config asks for more than plain greedy decoding go through `generate`."""
+    if not _plain_greedy(decoder):
+        return transformers_generate(decoder, config, states, max_tokens)
     n, device = states.shape[0], states.device
     out = torch.full((n, max_tokens + 1), config.pad_token_id, dtype=torch.long, device=device)
     out[:, 0] = config.bos_token_id
-    if not _plain_greedy(decoder):
-        made = _generate(decoder, config, states, max_tokens)
-        out[:, :made.shape[1]] = made
-        return out[:, :made.shape[1]]
     rows = torch.arange(n, device=device)  # the captions still being written
+    seen = torch.ones(states.shape[:2], dtype=torch.long, device=device)  # every vision token, every row
     ids, cache, written = out[:, :1], None, 1
     for step in range(1, max_tokens + 1):
-        result = decoder(input_ids=ids, encoder_hidden_states=states,
-                         encoder_attention_mask=torch.ones(states.shape[:2], dtype=torch.long, device=device),
+        result = decoder(input_ids=ids, encoder_hidden_states=states, encoder_attention_mask=seen,
                          cache=cache, use_cache=True)
         token = result.logits[:, -1].argmax(-1)
         out[rows, step] = token
@@ -77,7 +75,7 @@ def generate(decoder: Any, config: Any, states: torch.Tensor, max_tokens: int) -
         cache = result.cache
         if not bool(going.all()):
             keep = going.nonzero().squeeze(1)
-            rows, states, token = rows[keep], states[keep], token[keep]
+            rows, states, seen, token = rows[keep], states[keep], seen[keep], token[keep]
             cache.batch_select_indices(keep)
         ids = token[:, None]
     return out[:, :written]
@@ -96,7 +94,8 @@ def _plain_greedy(decoder: Any) -> bool:
     return all(getattr(config, k, v) in (v, None) for k, v in plain.items())
 
 
-def _generate(decoder: Any, config: Any, states: torch.Tensor, max_tokens: int) -> torch.Tensor:
+def transformers_generate(decoder: Any, config: Any, states: torch.Tensor, max_tokens: int) -> torch.Tensor:
+    """transformers' own greedy `generate` from vision states, as BLIP's `generate` calls it."""
     start = torch.full((states.shape[0], 1), config.bos_token_id, dtype=torch.long, device=states.device)
     return decoder.generate(
         input_ids=start, eos_token_id=config.sep_token_id, pad_token_id=config.pad_token_id,

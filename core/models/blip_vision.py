@@ -36,6 +36,8 @@ import numpy as np
 import torch
 
 from imgsearch.errors import ConfigError
+from imgsearch.models.blip_decoder import is_quantized, use_int8_decoder
+from imgsearch.models.blip_decoder import measure as measure_decoder
 from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize, staged, timed
 from imgsearch.models.onnx_image import BLIP_FOLDER, OnnxImageTower, read_choice, write_choice
 from imgsearch.models.text_export import read_meta_file
@@ -83,7 +85,7 @@ def use_onnx_vision(model: Any, processor: Any, runtime: Any, model_id: str, set
     records it, with why, for `imgsearch status`."""
     setting = getattr(settings, "image_runtime", "auto")
     if isinstance(model.vision_model, OnnxVisionModel):
-        if role == "captioner" and pictures > 0:  # a larger run may repay the int8 decoder now
+        if role == "captioner" and pictures > 0 and not is_quantized(model.text_decoder):  # a larger run may repay it now
             decoder = _decoder(model, read_meta(settings.index_dir, role), runtime, pictures, setting)
             folder = export_folder(settings.index_dir, role)
             write_choice(folder, {**(read_choice(folder) or {}), "decoder": decoder})
@@ -122,8 +124,6 @@ def use_onnx_vision(model: Any, processor: Any, runtime: Any, model_id: str, set
 def _decoder(model: Any, meta: dict[str, Any] | None, runtime: Any, pictures: int, setting: str) -> str:
     """Beside an int8 vision tower, the captioner's decoder in int8 where admitted and worth it
     (`blip_decoder`); what runs it and why, for `imgsearch status`."""
-    from imgsearch.models.blip_decoder import use_int8_decoder
-
     said = use_int8_decoder(model, (meta or {}).get("decoder"), runtime, pictures, forced=setting == VARIANT)
     log.info("BLIP captioner's decoder: %s", said)
     return said
@@ -190,10 +190,8 @@ def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path
                 _, meta["torch_img_s"] = timed(lambda x: vision(pixel_values=torch.from_numpy(x).to(
                     runtime.device, runtime.dtype)).last_hidden_state.float().numpy(), pixels.numpy(), BATCH)
         if role == "captioner":
-            from imgsearch.models.blip_decoder import measure
-
             try:
-                meta["decoder"] = measure(model, torch.from_numpy(reference), CAPTION_TOKENS, BATCH_DECODE)
+                meta["decoder"] = measure_decoder(model, torch.from_numpy(reference), CAPTION_TOKENS, BATCH_DECODE)
             except Exception as exc:  # torch without its eager quantization: the decoder stays as it is
                 meta["decoder"] = {"admitted": False, "why": f"not measured ({type(exc).__name__}: {exc})"}
         meta["build_s"] = round(time.perf_counter() - started, 1)

@@ -115,4 +115,7 @@ def read_choice(folder: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(choice, dict):
         return None
-    return {k: choice.get(k) for k in ("chosen", "why", "at", "decoder") if k in choice or k != "decoder"}
+    read = {k: choice.get(k) for k in ("chosen", "why", "at")}
+    if "decoder" in choice:  # the captioner's decoder, beside its int8 vision tower (`blip_decoder`)
+        read["decoder"] = choice["decoder"]
+    return read

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from imgsearch.models import Models
-from imgsearch.models.blip_decoder import (LIMITS, _generate, agreement, generate, is_quantized, quantized,
+from imgsearch.models.blip_decoder import (LIMITS, agreement, generate, is_quantized, quantized, transformers_generate,
                                           use_int8_decoder, worth_it)
 from imgsearch.models.blip_vision import read_meta
 from imgsearch.models.runtime import Runtime
@@ -101,7 +101,7 @@ def test_decoding_drops_ended_captions_and_gives_generate_s_ids(
     with torch.inference_mode():
         ours = generate(model.text_decoder, config, states, 20)
         hook.remove()
-        upstream = _generate(model.text_decoder, config, states, 20)
+        upstream = transformers_generate(model.text_decoder, config, states, 20)
     assert torch.equal(ours, upstream)
     lengths = (ours != config.pad_token_id).sum(1)
     assert int(lengths.min()) < int(lengths.max())  # captions of different lengths: rows left early
@@ -117,5 +117,5 @@ def test_a_generation_config_beyond_greedy_goes_through_generate(torch_captioner
         greedy = generate(model.text_decoder, config, states, 20)
         model.text_decoder.generation_config.min_new_tokens = 12  # no caption may end before 12 tokens
         penalised = generate(model.text_decoder, config, states, 20)
-        assert torch.equal(penalised, _generate(model.text_decoder, config, states, 20))
+        assert torch.equal(penalised, transformers_generate(model.text_decoder, config, states, 20))
     assert not torch.equal(penalised[:, :greedy.shape[1]], greedy[:, :penalised.shape[1]])
