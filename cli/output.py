@@ -197,6 +197,9 @@ def print_status(status_json: dict[str, Any], as_json: bool) -> None:
             rows.append((f"{role} vision", f"{choice.get('chosen')} ({choice.get('why')})"))
             if choice.get("decoder"):
                 rows.append((f"{role} decoder", choice["decoder"]))
+        text = status_json["image_runtime"].get("text_tower")
+        if text:
+            rows.append(("CLIP text tower", f"{text['chosen']} ({text['why']})"))
     for k, v in rows:
         out.print(f"{k:>17}: {v}", highlight=False)
     activity = status_json.get("activity")

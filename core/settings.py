@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     # rerank): auto | torch | onnx | onnx-int8. auto: an ONNX Runtime variant admitted by its check
     # against torch fp32 where torch runs fp32 (no fast bf16), else torch (`imgsearch.models.
     # image_export`; BLIP: int8 only, taken where it measured faster, `blip_vision`); `imgsearch
-    # status` says which.
+    # status` says which. CLIP's text export runs its int8 variant, where one was built and
+    # admitted, with auto and onnx-int8 (`text_export.wants_int8`), its fp32 graph otherwise.
     image_runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     # auto builds that export (a minute or so once per model, ViT-B-32) only for a run with at
     # least this many pictures to embed, where it pays back; smaller runs and picture queries use

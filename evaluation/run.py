@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imgsearch.indexer import index
+from imgsearch.indexer.runner import text_int8
 from imgsearch.models import Models
 from imgsearch.models.hub import model_ref_id
 from imgsearch.models.text_export import ensure_text_export
@@ -76,7 +77,8 @@ def _towers(settings: Settings) -> dict[str, str | None]:
     decoder = (blip.get("captioner") or {}).get("decoder")
     return {"clip_image": status.get("chosen"), "captioner_vision": (blip.get("captioner") or {}).get("chosen"),
             "captioner_decoder": decoder.split(":")[0] if decoder else None,
-            "itm_vision": (blip.get("itm") or {}).get("chosen")}
+            "itm_vision": (blip.get("itm") or {}).get("chosen"),
+            "clip_text": (status.get("text_tower") or {}).get("chosen")}
 
 
 def _run_queries(
@@ -124,6 +126,7 @@ def _index_and_search(
         # as `imgsearch index` does: the queries' words then take the product's path (the text
         # tower's export, in a warm session where the CPU runs it)
         ensure_text_export(models.clip, settings.index_dir)
+        text_int8(settings, models, report.seen)  # its int8 variant, where an index run would build it
         if report.skipped or report.seen != len(collection.scenes):
             raise RuntimeError(f"indexing lost pictures: seen {report.seen}, skipped {report.skipped[:3]}")
         if any(c != "clip" for c in configs):

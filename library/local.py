@@ -71,13 +71,14 @@ class LocalIndex:
     def _onnx(self) -> OnnxEmbedder | None:
         from imgsearch.models.onnx_text import OnnxTextEncoder
         from imgsearch.models.profiles import resolve_profile
-        from imgsearch.models.text_export import export_folder, read_meta
+        from imgsearch.models.text_export import export_folder, read_meta, wants_int8
 
         meta = read_meta(self.settings.index_dir)
         if meta is None or meta.get("clip_model") != resolve_profile(self.settings).clip_id:
             return None
         try:
-            return OnnxEmbedder(OnnxTextEncoder(export_folder(self.settings.index_dir), meta))
+            return OnnxEmbedder(OnnxTextEncoder(export_folder(self.settings.index_dir), meta,
+                                                int8=wants_int8(meta, self.settings.image_runtime)))
         except Exception as exc:  # a damaged export only costs speed: the torch path still answers
             log.warning("The exported text encoder failed (%s); loading CLIP instead.", exc)
             return None

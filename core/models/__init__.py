@@ -61,7 +61,7 @@ class Models:
 
         clip = attach(load_clip(self.profile, self.runtime), self.settings)
         if self.runtime.device.type == "cpu":  # a GPU embeds words faster than onnxruntime on the CPU
-            clip.word_tower = WordTower(self.settings.index_dir, clip.model_id)
+            clip.word_tower = WordTower(self.settings.index_dir, clip.model_id, self.settings.image_runtime)
         if self._expected_pictures is not None:
             clip.expect(self._expected_pictures)
         return clip

@@ -255,7 +255,7 @@ def _export(tower: _FloatTower, sample: torch.Tensor, path: Path) -> None:
                           dynamic_axes={"pixels": {0: "n"}, "vectors": {0: "n"}})
 
 
-def quantize(source: Path, target: Path) -> None:
+def quantize(source: Path, target: Path, extra_options: dict[str, Any] | None = None) -> None:
     """Dynamic int8: weights of MatMul/Gemm quantized per output channel ahead of time, their
     inputs per batch at run time; no calibration data. Convolutions stay fp32 (in a ViT only the
     patch embedding is one). reduce_range (7-bit weights): on a CPU without VNNI, int8 products
@@ -263,7 +263,8 @@ def quantize(source: Path, target: Path) -> None:
     on ViT-B-32-256 (random weights, AVX2 EPYC): without it cosine to fp32 min 0.985 / mean 0.990
     (refused), with it 0.9997 / 0.9997 and faster; uint8 weights 0.9998 but slower. Through
     `weight_quantize`: ONNX Runtime's quantizer, its per-channel loop vectorized (the same graph;
-    BLIP's vision tower 14.5 -> 6.3 s here)."""
+    BLIP's vision tower 14.5 -> 6.3 s here). `extra_options`: ONNX Runtime's own (a graph it
+    has already optimised needs its `DefaultTensorType`)."""
     from onnxruntime.quantization import QuantType
 
     from imgsearch.models.weight_quantize import quantize_dynamic
@@ -273,7 +274,7 @@ def quantize(source: Path, target: Path) -> None:
     root.addFilter(quiet)
     try:
         quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
-                         reduce_range=True, weight_type=QuantType.QInt8)
+                         reduce_range=True, weight_type=QuantType.QInt8, extra_options=extra_options)
     finally:
         root.removeFilter(quiet)
 
@@ -301,14 +302,15 @@ def timed(run: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray,
     return np.concatenate(out), (round(rest / took, 2) if rest > 0 and took > 0 else None)
 
 
-def admit(reference: np.ndarray, vectors: np.ndarray, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
-    """Whether `vectors` reproduce the fp32 `reference` (both unit rows, same pictures) well
+def admit(reference: np.ndarray, vectors: np.ndarray, thresholds: dict[str, float] | None = None,
+          against: str = "torch fp32") -> dict[str, Any]:
+    """Whether `vectors` reproduce the fp32 `reference` (both unit rows, same inputs) well
     enough to be used in their place (`THRESHOLDS`), with the figures and a one-line reason."""
     limits = {**THRESHOLDS, **(thresholds or {})}
     cos = np.sum(reference * vectors, axis=1)
     figures = {"cos_min": float(cos.min()), "cos_mean": float(cos.mean()), "top10": top_k_agreement(reference, vectors)}
     failed = [f"{k} {figures[k]:.4f} < {limits[k]}" for k in ("cos_min", "cos_mean", "top10") if figures[k] < limits[k]]
-    said = f"cosine to torch fp32 min {figures['cos_min']:.4f}, mean {figures['cos_mean']:.4f}; " \
+    said = f"cosine to {against} min {figures['cos_min']:.4f}, mean {figures['cos_mean']:.4f}; " \
            f"top-10 agreement {figures['top10']:.3f}"
     return {**figures, "admitted": not failed,
             "why": f"{said} (n={len(cos)})" if not failed else f"{', '.join(failed)} ({said}, n={len(cos)})"}

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from imgsearch.models.text_export import read_meta_file
+from imgsearch.models.text_export import read_meta_file, text_tower_status
 
 FOLDER = "image-encoder"  # in the index folder, beside the text export (`text_export.FOLDER`)
 META = "meta.json"  # what was built and how each variant fared in the admission check
@@ -87,6 +87,9 @@ def image_runtime_status(index_dir: Path, setting: str) -> dict[str, Any]:
     blip = blip_vision_status(index_dir)
     if blip:
         out["blip_vision"] = blip
+    text = text_tower_status(index_dir, setting)
+    if text:
+        out["text_tower"] = text  # CLIP's text tower: the export beside the index, fp32 or int8
     meta = read_meta(index_dir)
     if meta is not None:
         out["variants"] = {name: {k: v.get(k) for k in ("admitted", "why", "cos_min", "cos_mean", "top10")}

@@ -17,10 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class OnnxTextEncoder:
-    def __init__(self, folder: Path, meta: dict[str, Any], warm: bool = False) -> None:
+    def __init__(self, folder: Path, meta: dict[str, Any], warm: bool = False, int8: bool = False) -> None:
         """`meta`: the export's meta.json as `text_export.read_meta` gives it (the caller has
         already read it to check the model). `warm`: for a process that embeds many queries
-        (`session_options`)."""
+        (`session_options`). `int8`: run the export's int8 variant (`text_export.wants_int8`)."""
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -32,7 +32,9 @@ class OnnxTextEncoder:
         options = session_options(warm)
         if meta.get("optimized") and meta.get("ort") == onnxruntime.__version__:  # optimised by the export
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-        self.session = onnxruntime.InferenceSession(str(folder / "text.onnx"), options,
+        self.int8 = int8
+        graph = folder / ("text-int8.onnx" if int8 else "text.onnx")  # text_export.INT8: not imported, for speed
+        self.session = onnxruntime.InferenceSession(str(graph), options,
                                                     providers=["CPUExecutionProvider"])
 
     def token_ids(self, text: str) -> np.ndarray:
@@ -68,34 +70,37 @@ class OnnxTextEncoder:
 class WordTower:
     """The export beside an index in a warm session, for `ClipEncoder.word_tower`: opened at the
     first query that finds it (an index run writes it after CLIP is loaded), and only for the
-    model it was made from."""
+    model it was made from; opened again when its meta changes (a new export, or its int8
+    variant added by a later run)."""
 
-    def __init__(self, index_dir: Path, model_id: str) -> None:
-        self.index_dir, self.model_id = Path(index_dir), model_id
+    def __init__(self, index_dir: Path, model_id: str, setting: str = "auto") -> None:
+        """`setting`: `Settings.image_runtime`, which says whether the int8 variant may run."""
+        self.index_dir, self.model_id, self.setting = Path(index_dir), model_id, setting
         self._encoder: OnnxTextEncoder | None = None
         self._seen: float | None = None  # the meta file's mtime when it was last looked at
         self._lock = threading.Lock()
 
     def __call__(self) -> Any:
-        if self._encoder is not None:
-            return self._encoder.encode
-        from imgsearch.models.text_export import META, export_folder, read_meta
+        from imgsearch.models.text_export import META, export_folder, read_meta, wants_int8
 
         folder = export_folder(self.index_dir)
         try:
             stamp = (folder / META).stat().st_mtime
         except OSError:
-            return None
-        with self._lock:
-            if self._encoder is None and stamp != self._seen:
-                self._seen = stamp
-                meta = read_meta(self.index_dir)
-                if meta is not None and meta.get("clip_model") == self.model_id:
-                    try:
-                        self._encoder = OnnxTextEncoder(folder, meta, warm=True)
-                    except Exception as exc:  # only speed is lost: torch embeds the words
-                        log.warning("The exported text encoder failed (%s); CLIP embeds the words.", exc)
-        return self._encoder.encode if self._encoder is not None else None
+            stamp = None
+        if stamp is not None and stamp != self._seen:
+            with self._lock:
+                if stamp != self._seen:
+                    self._seen = stamp
+                    meta = read_meta(self.index_dir)
+                    if meta is not None and meta.get("clip_model") == self.model_id:
+                        try:
+                            self._encoder = OnnxTextEncoder(folder, meta, warm=True,
+                                                            int8=wants_int8(meta, self.setting))
+                        except Exception as exc:  # only speed is lost: torch (or the session open) embeds
+                            log.warning("The exported text encoder failed (%s); CLIP embeds the words.", exc)
+        encoder = self._encoder
+        return encoder.encode if encoder is not None else None
 
 
 def session_options(warm: bool = False) -> Any:

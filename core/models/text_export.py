@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ WEIGHTS = "text.data"
 PROBES = ["a red bicycle", "A Photo of TWO cats, on a sofa!", "café  crème\tat   night", "",
           "a red circle left of a blue star", " ".join(["purple"] * 100)]
 MAX_DIFF = 1e-3  # ONNX (fp32) vs the model's own output, on unit vectors
+# The int8 variant (`ensure_text_int8`), beside the fp32 graph, its weights in a file of its own.
+INT8, INT8_WEIGHTS = "text-int8.onnx", "text-int8.data"
+INT8_PROMPTS = 128  # admission prompts taken from the tag vocabulary (`admission_prompts`)
 
 
 def export_folder(index_dir: Path) -> Path:
@@ -130,7 +134,7 @@ def _export(clip: Any, folder: Path) -> None:
 OPTIMIZED = "extended"  # the level of ONNX Runtime's graph optimisations the saved graph has had
 
 
-def _optimize(source: Path, target: Path) -> None:
+def _optimize(source: Path, target: Path, weights: str = WEIGHTS) -> None:
     """`source` with ONNX Runtime's graph optimisations applied (the "extended" level: constant
     folding, eliminations, fusions; the layout ones of "all" are tied to this CPU's instructions)
     and saved as `target`, its weights in `WEIGHTS` beside it, so that a session loads it as it
@@ -144,7 +148,7 @@ def _optimize(source: Path, target: Path) -> None:
     options = session_options()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(target)
-    options.add_session_config_entry("session.optimized_model_external_initializers_file_name", WEIGHTS)
+    options.add_session_config_entry("session.optimized_model_external_initializers_file_name", weights)
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
                                      "1024")
     onnxruntime.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
@@ -253,3 +257,138 @@ def _check(folder: Path, meta: dict[str, Any], reference_ids: np.ndarray, expect
     diff = float(max(np.abs(together - expected).max(), np.abs(alone - expected).max()))
     if diff > MAX_DIFF:
         raise ValueError(f"the ONNX text encoder differs from the model by {diff:.2g}")
+
+
+# --- the int8 variant ------------------------------------------------------------------------------
+# A query's few tokens read every weight of the text tower once: ~150 MB in fp32, so the warm
+# query is bound by memory traffic (docs/bench-report.md). Weights in int8 (dynamic quantization,
+# per channel, as the image tower's) read a quarter of that: 17.6-19.3 -> 8.1-9.5 ms a query for
+# ViT-B-32's tower on the AVX2 EPYC. Built from the saved fp32 graph with ONNX Runtime alone
+# (about 8 s with its check on the AVX2 EPYC), admitted like the image tower's variant (`image_export.admit`: every prompt's
+# cosine to its fp32 vector, and each prompt's 10 nearest others) and only if it also measured
+# faster, and used where the image-runtime setting allows int8 (`wants_int8`).
+
+
+def int8_due(setting: str, pictures: int, threshold: int) -> bool:
+    """Whether an index run should build the int8 variant: always when int8 is asked for, and for
+    auto once the index holds as many pictures as make the image tower's export worth building
+    (the same collections whose users search most; a first index of a small one stays as fast)."""
+    return setting == "onnx-int8" or (setting == "auto" and pictures >= threshold)
+
+
+def wants_int8(meta: dict[str, Any] | None, setting: str) -> bool:
+    """Whether a session of this export should run its int8 variant: built for this export and
+    admitted, and the setting (`Settings.image_runtime`, which names the runtime of every
+    tower) allows int8."""
+    record = (meta or {}).get("int8") or {}
+    return (setting in ("auto", "onnx-int8") and bool(record.get("admitted"))
+            and record.get("ort") == (meta or {}).get("ort"))
+
+
+def admission_prompts(vocabulary: Any, n: int = INT8_PROMPTS) -> list[str]:
+    """Query-like prompts for the int8 variant's admission: a tag vocabulary's classes in their
+    section's first template, `n` of them spread over the vocabulary (none without one), and
+    the probes."""
+    prompts = [section.templates[0].format(cls.phrases[0]) for section in vocabulary.sections
+               for cls in section.classes] if vocabulary is not None else []
+    if len(prompts) > n:
+        prompts = [prompts[round(i * (len(prompts) - 1) / (n - 1))] for i in range(n)]
+    return prompts + [p for p in PROBES if p.strip()]
+
+
+def ensure_text_int8(index_dir: Path, clip_id: str, prompts: list[str]) -> dict[str, Any] | None:
+    """Build, check and record the int8 variant of the current export of `clip_id` unless its
+    record is there already (admitted or not); returns the record, or None without a current
+    export. Failure only costs speed: it is recorded as refused."""
+    from imgsearch.models.image_export import build_lock
+
+    folder = export_folder(index_dir)
+    meta = read_meta(index_dir)
+    if meta is None or meta.get("clip_model") != clip_id or meta.get("format") != FORMAT:
+        return None
+    if "int8" in meta:
+        return meta["int8"]
+    with build_lock(folder):
+        meta = read_meta(index_dir)
+        if meta is None or meta.get("clip_model") != clip_id or meta.get("format") != FORMAT:
+            return None
+        if "int8" in meta:  # another process built it meanwhile
+            return meta["int8"]
+        started = time.perf_counter()
+        try:
+            record = _build_int8(folder, meta, prompts)
+        except Exception as exc:  # an ONNX Runtime limit: the fp32 graph serves as before
+            log.warning("CLIP text encoder: no int8 variant (%s)", exc)
+            record = {"admitted": False, "why": f"not built: {type(exc).__name__}: {exc}"}
+        if not record["admitted"]:
+            for name in (INT8, INT8_WEIGHTS):
+                (folder / name).unlink(missing_ok=True)
+        record.update(ort=meta.get("ort"), build_s=round(time.perf_counter() - started, 2))
+        _write_meta(folder, {**meta, "int8": record})
+        return record
+
+
+def _build_int8(folder: Path, meta: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
+    import onnx
+
+    from imgsearch.models.image_export import admit, quantize
+    from imgsearch.models.onnx_text import OnnxTextEncoder
+
+    tmp = Path(tempfile.mkdtemp(prefix=".int8-", dir=folder))
+    try:
+        # the saved graph holds ONNX Runtime's fused operators, whose outputs its quantizer cannot type
+        quantize(folder / "text.onnx", tmp / INT8, {"DefaultTensorType": onnx.TensorProto.FLOAT})
+        _optimize(tmp / INT8, folder / INT8, INT8_WEIGHTS)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    fp32 = OnnxTextEncoder(folder, meta, warm=True)
+    int8 = OnnxTextEncoder(folder, meta, warm=True, int8=True)
+    reference = np.concatenate([fp32.encode(prompts[i:i + 64]) for i in range(0, len(prompts), 64)])
+    vectors = np.concatenate([int8.encode(prompts[i:i + 64]) for i in range(0, len(prompts), 64)])
+    record = admit(reference, vectors, against="the fp32 export")
+    fp32_ms, int8_ms = _query_ms(fp32, int8)
+    record.update(fp32_ms=fp32_ms, int8_ms=int8_ms, prompts=len(prompts))
+    if record["admitted"] and int8_ms >= fp32_ms:
+        record.update(admitted=False, why=f"{record['why']}; not faster: {int8_ms} ms a query against {fp32_ms} fp32")
+    elif record["admitted"]:
+        record["why"] = f"{record['why']}; {int8_ms} ms a query against {fp32_ms} fp32"
+    return record
+
+
+def _query_ms(fp32: Any, int8: Any, rounds: int = 9) -> tuple[float, float]:
+    """Median ms of one short query through each session, alternating (a busy machine slows both)."""
+    ids = fp32.token_ids("a red car parked on a street")[None]
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for encoder in (fp32, int8):
+        encoder.run(ids)  # warm-up: buffers, pre-packing
+    for _ in range(rounds):
+        for which, encoder in enumerate((fp32, int8)):
+            started = time.perf_counter()
+            encoder.run(ids)
+            times[which].append(time.perf_counter() - started)
+    return round(float(np.median(times[0])) * 1e3, 2), round(float(np.median(times[1])) * 1e3, 2)
+
+
+def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".meta-", dir=folder)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(meta, fh)
+    os.replace(tmp, folder / META)
+
+
+def text_tower_status(index_dir: Path, setting: str) -> dict[str, Any] | None:
+    """For `imgsearch status`: what embeds a query's words (the export beside the index, fp32 or
+    its int8 variant) and why; None without an export."""
+    meta = read_meta(index_dir)
+    if meta is None:
+        return None
+    record = meta.get("int8")
+    if wants_int8(meta, setting):
+        return {"chosen": "onnx-int8", "why": record["why"]}
+    if record is None:
+        why = "no int8 variant built" + ("" if setting in ("auto", "onnx-int8") else f" (IMGSEARCH_IMAGE_RUNTIME={setting})")
+    elif not record.get("admitted"):
+        why = f"int8 refused: {record.get('why')}"
+    else:
+        why = f"int8 not used (IMGSEARCH_IMAGE_RUNTIME={setting})"
+    return {"chosen": "onnx", "why": why}

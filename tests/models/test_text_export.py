@@ -186,3 +186,102 @@ def test_after_an_index_run_a_loaded_clip_embeds_words_through_its_export(tiny_s
     exported = OnnxTextEncoder(export_folder(tiny_settings.index_dir), read_meta(tiny_settings.index_dir), warm=True)
     np.testing.assert_array_equal(Models(tiny_settings).clip.encode_texts(["a red circle"]),
                                   exported.encode(["a red circle"]))
+
+
+def test_int8_variant_is_built_checked_and_used_where_int8_is_allowed(
+        clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ensure_text_int8`: quantized from the saved fp32 graph, admitted by its cosine to the fp32
+    export on the prompts (and by speed: measured faster here, as the build's timing would say on
+    a quiet machine), recorded once; a warm session runs it where the image-runtime setting allows
+    int8, fp32 elsewhere; `imgsearch status` says which."""
+    from imgsearch.models import text_export
+    from imgsearch.models.onnx_image import image_runtime_status
+    from imgsearch.models.onnx_text import WordTower
+    from imgsearch.models.text_export import INT8, admission_prompts, ensure_text_int8, wants_int8
+    from imgsearch.tags import load_vocabulary
+
+    assert ensure_text_int8(tmp_path, clip.model_id, SENTENCES) is None  # nothing to quantize yet
+    assert ensure_text_export(clip, tmp_path)
+    monkeypatch.setattr(text_export, "_query_ms", lambda fp32, int8: (2.0, 1.0))
+    prompts = admission_prompts(load_vocabulary(Path(Models(Settings(models="tiny")).profile.tags)))
+    record = ensure_text_int8(tmp_path, "another-clip", prompts)
+    assert record is None and "int8" not in read_meta(tmp_path)  # an export of another model is left alone
+    record = ensure_text_int8(tmp_path, clip.model_id, prompts)
+    meta = read_meta(tmp_path)
+    assert meta["int8"] == record and record["prompts"] == len(prompts) > 20
+    assert record["admitted"] and record["build_s"] > 0, record["why"]
+    assert record["cos_min"] >= 0.99 and record["top10"] >= 0.8 and "1.0 ms a query against 2.0" in record["why"]
+    built = (export_folder(tmp_path) / INT8).stat().st_mtime_ns
+    assert ensure_text_int8(tmp_path, clip.model_id, prompts) == record  # recorded: not built again
+    assert (export_folder(tmp_path) / INT8).stat().st_mtime_ns == built
+
+    fp32 = OnnxTextEncoder(export_folder(tmp_path), meta, warm=True)  # as `WordTower` opens them
+    int8 = OnnxTextEncoder(export_folder(tmp_path), meta, warm=True, int8=True)
+    got, want = int8.encode(SENTENCES), fp32.encode(SENTENCES)
+    assert not np.array_equal(got, want) and float((got * want).sum(1).min()) > 0.99
+    assert wants_int8(meta, "auto") and wants_int8(meta, "onnx-int8")
+    assert not wants_int8(meta, "torch") and not wants_int8(meta, "onnx")
+    for setting, int8_runs in (("auto", True), ("torch", False)):
+        np.testing.assert_array_equal(WordTower(tmp_path, clip.model_id, setting)()(SENTENCES[:2]),
+                                      (int8 if int8_runs else fp32).encode(SENTENCES[:2]))
+        status = image_runtime_status(tmp_path, setting)["text_tower"]
+        assert status["chosen"] == ("onnx-int8" if int8_runs else "onnx"), status
+
+
+def test_int8_variant_slower_than_fp32_is_refused(clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imgsearch.models import text_export
+    from imgsearch.models.text_export import INT8, ensure_text_int8, wants_int8
+
+    assert ensure_text_export(clip, tmp_path)
+    monkeypatch.setattr(text_export, "_query_ms", lambda fp32, int8: (1.0, 1.5))
+    record = ensure_text_int8(tmp_path, clip.model_id, SENTENCES)
+    assert not record["admitted"] and "not faster: 1.5 ms a query against 1.0 fp32" in record["why"]
+    assert record["cos_min"] >= 0.99  # the quality passed: speed alone refused it
+    assert not (export_folder(tmp_path) / INT8).exists() and not wants_int8(read_meta(tmp_path), "auto")
+
+
+def test_int8_variant_refused_or_failed_leaves_the_fp32_graph_serving(
+        clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imgsearch.models import image_export
+    from imgsearch.models.onnx_text import WordTower
+    from imgsearch.models.text_export import INT8, INT8_WEIGHTS, ensure_text_int8
+
+    assert ensure_text_export(clip, tmp_path)
+
+    def broken(source: Path, target: Path, extra_options: object = None) -> None:
+        raise RuntimeError("quantizer broke")
+
+    monkeypatch.setattr(image_export, "quantize", broken)
+    record = ensure_text_int8(tmp_path, clip.model_id, SENTENCES)
+    assert not record["admitted"] and "quantizer broke" in record["why"]
+    assert not (export_folder(tmp_path) / INT8).exists() and not (export_folder(tmp_path) / INT8_WEIGHTS).exists()
+    assert read_meta(tmp_path)["int8"] == record  # refused once: not tried again by every run
+    tower = WordTower(tmp_path, clip.model_id, "auto")
+    fp32 = OnnxTextEncoder(export_folder(tmp_path), read_meta(tmp_path), warm=True)
+    np.testing.assert_array_equal(tower()(SENTENCES[:1]), fp32.encode(SENTENCES[:1]))
+    assert not any(p.name.startswith(".") for p in export_folder(tmp_path).iterdir())
+
+
+def test_an_index_run_builds_the_int8_variant_once_the_index_is_large_enough(
+        tmp_path: Path, shapes_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: an index under `image_export_min_pictures` keeps the fp32 graph only (a first index
+    of a small collection pays nothing more); one that reaches it gets the int8 variant, which the
+    cold query's embedder then runs."""
+    from imgsearch.indexer import run_index
+    from imgsearch.library.local import LocalIndex
+    from imgsearch.models import text_export
+    from imgsearch.searcher.request import SearchRequest, words
+
+    monkeypatch.setattr(text_export, "_query_ms", lambda fp32, int8: (2.0, 1.0))  # as a quiet machine measures
+    small = Settings(home=tmp_path / "home", models="tiny", image_export_min_pictures=13)
+    run_index(small, [shapes_folder], captions=False)  # 12 pictures
+    assert "int8" not in read_meta(small.index_dir)
+    large = Settings(home=tmp_path / "home", models="tiny", image_export_min_pictures=12)
+    run_index(large, [shapes_folder], captions=False)  # nothing new to embed, but the index holds 12
+    assert read_meta(large.index_dir)["int8"]["admitted"]
+    request = SearchRequest((words("a red circle"),), limit=3, rerank_k=0)
+    with LocalIndex(large) as idx:
+        embedder, _ = idx._embedder(request)
+        assert embedder.encoder.int8 and len(idx.search(request)) == 3 and idx._models is None
+    with LocalIndex(Settings(home=tmp_path / "home", models="tiny", image_runtime="onnx")) as idx:
+        assert not idx._embedder(request)[0].encoder.int8  # a setting that asks for fp32 gets it
