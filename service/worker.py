@@ -24,8 +24,10 @@ from imgsearch.indexer.captions import caption_pending
 from imgsearch.indexer.changes import forget, relocate
 from imgsearch.indexer.pipeline import IndexReport, normalise_roots
 from imgsearch.indexer.precompute import precompute_rerank
+from imgsearch.indexer.runner import text_int8
 from imgsearch.indexer.tagging import BATCH, tag_pending
 from imgsearch.indexer.texts import read_pending
+from imgsearch.models.text_export import ensure_text_export, is_current
 
 from .engine import ActivityProgress, Engine
 from .thumbnails import THUMBNAILS, prune
@@ -96,6 +98,7 @@ class Worker(threading.Thread):
         self._captions_due = True
         self._texts_due = True
         self._tags_due = False  # index runs tag what they embed; this is for what one left
+        self._query_towers_due = True  # CLIP's text export and its int8 variant (`_prepare_query_towers`)
         self._last_scan = 0.0
         self._last_check = time.monotonic()
 
@@ -152,6 +155,8 @@ class Worker(threading.Thread):
             return self._caption_some()
         if self.texts and self._texts_due:
             return self._read_some()
+        if self._query_towers_due:
+            return self._prepare_query_towers()
         self.engine.activity.state, self.engine.activity.phase = "idle", None
         return False
 
@@ -169,6 +174,8 @@ class Worker(threading.Thread):
         self.engine.activity.state = state
         if report.embedded or report.copied or report.moved:
             self._captions_due = self._texts_due = True
+        if report.embedded:
+            self._query_towers_due = True  # the index may now be large enough for the int8 variant
         # a batch is tagged with its vectors; what a run left (copies, a cancelled run) waits for
         # a quiet moment
         self._tags_due = bool(self.engine.stores.catalog.needs_tags(1))
@@ -278,6 +285,26 @@ class Worker(threading.Thread):
         if done == 0:
             self._tags_due = False
         return done > 0
+
+    def _prepare_query_towers(self) -> bool:
+        """In spare time, what `imgsearch index` leaves for fast queries: CLIP's text export (the
+        service's own warm queries, and cold CLI queries once it stops, embed words through it)
+        and its int8 variant where the index is large enough (`runner.text_int8`). On a CPU only:
+        a GPU embeds words faster than onnxruntime on the CPU."""
+        self._query_towers_due = False
+        try:
+            settings, models = self.engine.settings, self.engine.models
+            pictures = self.engine.stores.catalog.counts().with_vector
+            if not pictures or models.runtime.device.type != "cpu":
+                return False
+            self.engine.activity.state = "query towers"
+            if not is_current(settings.index_dir, models.profile.clip_id):
+                ensure_text_export(models.clip, settings.index_dir)
+            text_int8(settings, models, pictures)
+        except Exception as exc:  # only speed is lost: queries embed their words as before
+            log.warning("could not prepare the text tower for fast queries (%s)", exc)
+            return False
+        return True
 
     def _read_some(self) -> bool:
         self.engine.activity.state = "text"

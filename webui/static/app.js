@@ -1029,6 +1029,7 @@ function activityText(p) {
     case "search index": return "Building the search index…";
     case "captions": return `Writing captions: ${of ?? p.done}`;
     case "rerank cache": return `Preparing reranking: ${of ?? p.done}`;
+    case "query towers": return "Preparing faster searches…";
     default: return p.phase ? `${p.state} (${p.phase})` : p.state;
   }
 }
