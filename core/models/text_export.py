@@ -77,8 +77,12 @@ def ensure_text_export(clip: Any, index_dir: Path) -> bool:
     only costs speed: it is logged and the query loads CLIP."""
     if is_current(index_dir, clip.model_id):
         return True
+    from imgsearch.models.image_export import build_lock
+
     try:
-        _export(clip, export_folder(index_dir))
+        with build_lock(export_folder(index_dir)):  # not beside another process adding its int8 variant
+            if not is_current(index_dir, clip.model_id):  # another process may have just written it
+                _export(clip, export_folder(index_dir))
         return True
     except Exception as exc:  # an exporter limit or a missing package must not stop indexing
         log.warning("CLIP text encoder not exported for fast queries (%s); queries load CLIP instead.", exc)
