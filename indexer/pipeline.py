@@ -199,7 +199,7 @@ def local_vectors(run: IndexRun, work: list[FoundFile]) -> None:
     """The vectors phase on this machine: `decode_workers` threads decode, CLIP embeds in batches."""
     clip, settings = ClipInput(lambda: run.models.clip), run.models.settings
     batch: list[Decoded] = []
-    for outcome in read_all(work, clip, run.reusable, settings.decode_workers):
+    for outcome in read_all(work, clip, run.reusable, settings.decode_workers, ahead=2 * settings.batch_size):
         if isinstance(outcome, Reused):
             if run.reuse(outcome):
                 continue

@@ -134,9 +134,13 @@ def read_one(found: FoundFile, model: ModelInput, known: dict[str, FileInfo]) ->
 
 
 def read_all(files: Iterable[FoundFile], model: ModelInput, known: dict[str, FileInfo],
-             workers: int) -> Iterator[Outcome]:
-    """Outcomes in input order, with at most a few batches' worth of files in flight."""
-    ahead = max(8, workers * 4)
+             workers: int, ahead: int = 0) -> Iterator[Outcome]:
+    """Outcomes in input order, with at most `ahead` files in flight (at least a few per worker).
+    A consumer that embeds in batches passes two batches: the next batch is then decoded while
+    the model runs the current one, instead of after it (CLIP phase, 640x480 photos, AMD EPYC
+    with AVX512-BF16, two alternating pairs: torch bf16 19.5 -> 21.0-21.4 img/s, the int8 ONNX
+    tower 32.3-32.8 -> 33.0-33.6; a preprocessed picture is ~0.8 MB)."""
+    ahead = max(8, workers * 4, ahead)
     pending: deque[Future[Outcome]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         for found in files:
