@@ -54,6 +54,8 @@ def test_int8_is_admitted_by_the_rule_and_used_by_auto_where_torch_runs_fp32(tmp
     assert record["admitted"], record["why"]
     assert record["cos_min"] >= image_export.THRESHOLDS["cos_min"] and record["top10"] >= image_export.THRESHOLDS["top10"]
     assert clip.image_runtime == "onnx-int8"
+    fp32 = read_meta(settings.index_dir)["variants"]["onnx"]  # not run: int8, made from it, was admitted
+    assert fp32["admitted"] and fp32["img_s"] is None and "not run" in fp32["why"] and "cos_min" not in fp32
     want = _torch_fp32(settings).encode_images(_pictures(shapes_folder))
     assert float((got * want).sum(1).min()) >= image_export.THRESHOLDS["cos_min"]  # holds beyond the calibration set
 
@@ -66,6 +68,7 @@ def test_a_stricter_rule_refuses_int8_and_auto_falls_back(tmp_path: Path, monkey
     clip.encode_images(_pictures(shapes_folder)[:2])
     variants = read_meta(settings.index_dir)["variants"]
     assert not variants["onnx-int8"]["admitted"] and "cos_mean" in variants["onnx-int8"]["why"]
+    assert variants["onnx"]["cos_min"] > 0.99999 and variants["onnx"]["img_s"] > 0  # int8 refused: fp32 is run
     assert clip.image_runtime == "onnx"  # fp32 ONNX reproduces torch even under that rule
     status = image_runtime_status(settings.index_dir, "auto")
     assert status["chosen"] == "onnx" and status["variants"]["onnx-int8"]["admitted"] is False
