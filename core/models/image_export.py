@@ -211,16 +211,17 @@ def _build(clip: Any, folder: Path, check_fp32: bool = False) -> dict[str, Any]:
             with torch.inference_mode():
                 _, meta["torch_img_s"] = timed(lambda x: clip.model.encode_image(
                     torch.from_numpy(x).to(clip.runtime.device, clip.runtime.dtype)).float().numpy(), pixels.numpy())
-        for name in ("onnx-int8", "onnx"):  # int8 first: where it is admitted, fp32 need not run
-            file = VARIANTS[name]
-            int8 = meta["variants"].get("onnx-int8", {})
-            if name == "onnx" and int8.get("admitted") and not check_fp32:
-                meta["variants"][name] = {"admitted": True, "file": file, "img_s": None, "why": (
-                    "not run: its int8 variant, quantized from this graph, was admitted against torch fp32 "
-                    f"(cosine min {int8['cos_min']:.4f}), so this graph computes open_clip's function")}
-                continue
-            vectors, img_s = timed(OnnxImageTower(tmp / file), pixels.numpy())
-            meta["variants"][name] = {**admit(reference, vectors), "img_s": img_s, "file": file}
+        def check(name: str) -> dict[str, Any]:
+            vectors, img_s = timed(OnnxImageTower(tmp / VARIANTS[name]), pixels.numpy())
+            return {**admit(reference, vectors), "img_s": img_s, "file": VARIANTS[name]}
+
+        int8 = meta["variants"]["onnx-int8"] = check("onnx-int8")  # first: where admitted, fp32 need not run
+        if int8["admitted"] and not check_fp32:
+            meta["variants"]["onnx"] = {"admitted": True, "file": VARIANTS["onnx"], "img_s": None, "why": (
+                "not run: its int8 variant, quantized from this graph, was admitted against torch fp32 "
+                f"(cosine min {int8['cos_min']:.4f}), so this graph reproduces open_clip within that margin")}
+        else:
+            meta["variants"]["onnx"] = check("onnx")
         meta["build_s"] = round(time.perf_counter() - started, 1)
         (tmp / META).write_text(json.dumps(meta, indent=1))
     return meta
