@@ -32,6 +32,9 @@ class PhaseClock:
     def advance(self, n: int = 1) -> None:
         pass
 
+    def note(self, text: str | None) -> None:
+        pass
+
     def done(self) -> None:
         self._close()
 

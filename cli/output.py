@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -44,6 +45,7 @@ class RichProgress:
     def __init__(self, progress: Any) -> None:  # a rich Progress, or None: draw nothing
         self._progress = progress
         self._task: Any = None
+        self._waiting: float | None = None  # when the note being shown was said
 
     def phase(self, name: str, total: int | None) -> None:
         if self._progress is not None and total != 0:  # nothing to do: no empty bar
@@ -52,6 +54,19 @@ class RichProgress:
     def advance(self, n: int = 1) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
+
+    def note(self, text: str | None) -> None:
+        """A line above the bars when a one-off wait starts, its time when it ends."""
+        if self._progress is None:
+            return
+        from rich.text import Text  # a Text, not print's style=, which would dim the bars drawn with it
+
+        if text is not None:
+            self._waiting = time.monotonic()
+            self._progress.console.print(Text(f"{text[0].upper()}{text[1:]}...", style="dim"))
+        elif self._waiting is not None:
+            self._progress.console.print(Text(f"  done in {time.monotonic() - self._waiting:.0f} s", style="dim"))
+            self._waiting = None
 
     def done(self) -> None:
         self._task = None

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from imgsearch.errors import ConfigError
+from imgsearch.progress import waiting
 
 # The CLIP paper's ensemble for photos (a subset of its 80 ImageNet templates that cover photos).
 PHOTO_TEMPLATES = ("a photo of a {}.", "a photo of the {}.", "a blurry photo of a {}.", "a close-up photo of a {}.",
@@ -192,16 +193,17 @@ class Tagger:
         learnt = getattr(clip.model, "logit_scale", None)
         scale = float(learnt.detach().exp()) if learnt is not None else 100.0
         classes = []
-        for section in self.vocabulary.sections:
-            phrases = [p for c in section.classes for p in c.phrases]
-            # (templates, phrases, dim): each template's words computed once (`encode_templated`)
-            vectors = np.stack([clip.encode_templated(t, phrases) for t in section.templates])
-            rows, start = [], 0
-            for c in section.classes:
-                mean = vectors[:, start:start + len(c.phrases)].mean(axis=(0, 1))
-                rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-                start += len(c.phrases)
-            classes.append(np.stack(rows).astype(np.float32))
+        with waiting("embedding the tag vocabulary, once for this model"):
+            for section in self.vocabulary.sections:
+                phrases = [p for c in section.classes for p in c.phrases]
+                # (templates, phrases, dim): each template's words computed once (`encode_templated`)
+                vectors = np.stack([clip.encode_templated(t, phrases) for t in section.templates])
+                rows, start = [], 0
+                for c in section.classes:
+                    mean = vectors[:, start:start + len(c.phrases)].mean(axis=(0, 1))
+                    rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+                    start += len(c.phrases)
+                classes.append(np.stack(rows).astype(np.float32))
         if self._cache is not None:
             try:
                 self._cache.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from imgsearch.dates import epoch, picture_date
 from imgsearch.models import Models
-from imgsearch.progress import NoProgress, Progress
+from imgsearch.progress import NoProgress, Progress, reporting
 from imgsearch.stores import Stores
 from imgsearch.stores.catalog import FileInfo, KnownFile, NewFile
 from imgsearch.stores.vectors import point_payload
@@ -243,7 +243,7 @@ def index(
     the models run (`distributed`: CLIP, the captioner and OCR on a Ray cluster); all else stays
     here. The run holds a writer's lease on the catalog (`stores.writers`), so writers elsewhere
     leave its batches be."""
-    with writing(stores, "imgsearch index"):
+    with writing(stores, "imgsearch index"), reporting(progress or NoProgress()):
         return _index(roots, stores, models, captions=captions, texts=texts, progress=progress, cancel=cancel,
                       model_work=model_work)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from imgsearch.models import Models
 from imgsearch.models.text_export import (admission_prompts, ensure_text_export, ensure_text_int8, int8_due,
                                          is_current, read_meta)
-from imgsearch.progress import Progress
+from imgsearch.progress import NoProgress, Progress, reporting
 from imgsearch.settings import Settings
 from imgsearch.stores import open_stores, recorded_dim
 from imgsearch.stores.lock import WriterLock
@@ -33,7 +33,7 @@ def run_index(
     runs). Holds the writer lock (`holder` names this writer to a refused second one);
     `model_work` says where the models run (here, or on a Ray cluster)."""
     models = Models(settings)
-    with WriterLock(settings.index_dir, holder):
+    with WriterLock(settings.index_dir, holder), reporting(progress or NoProgress()):
         # the size the catalog records: a run with nothing new to embed loads no model (and no torch)
         dim = recorded_dim(settings) or models.clip.dim
         with open_stores(settings, models.facts(), dim, client=client) as stores:

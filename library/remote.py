@@ -30,7 +30,7 @@ class RemoteIndex:
         progress = progress or NoProgress()
         job = self.client.post("/api/index", {"paths": [os.path.abspath(p) for p in paths], "captions": captions,
                                               "precompute_rerank": precompute_rerank})
-        phase, last_done = None, 0
+        phase, last_done, note = None, 0, None
         while job["state"] in ("queued", "running"):
             time.sleep(0.3)
             job = self.client.get(f"/api/jobs/{job['id']}")
@@ -42,6 +42,9 @@ class RemoteIndex:
             if job["state"] == "running" and activity["done"] > last_done:
                 progress.advance(activity["done"] - last_done)
                 last_done = activity["done"]
+            if job["state"] == "running" and activity.get("note") != note:  # a build's wait, said as here
+                note = activity.get("note")
+                progress.note(note)
         progress.done()
         if job["state"] == "failed":
             raise ImgsearchError(f"the service could not index: {job['error']}")

@@ -54,6 +54,7 @@ class Activity:
     done: int = 0
     total: int | None = None
     queued: int = 0
+    note: str | None = None  # a one-off wait within the phase (`Progress.note`)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,9 +69,13 @@ class ActivityProgress:
     def phase(self, name: str, total: int | None) -> None:
         self.activity.state, self.activity.phase = name, name
         self.activity.done, self.activity.total = 0, total
+        self.activity.note = None
 
     def advance(self, n: int = 1) -> None:
         self.activity.done += n
+
+    def note(self, text: str | None) -> None:
+        self.activity.note = text
 
     def done(self) -> None:
         pass

@@ -28,6 +28,7 @@ from imgsearch.indexer.runner import text_int8
 from imgsearch.indexer.tagging import BATCH, tag_pending
 from imgsearch.indexer.texts import read_pending
 from imgsearch.models.text_export import ensure_text_export, is_current
+from imgsearch.progress import reporting
 
 from .engine import ActivityProgress, Engine
 from .thumbnails import THUMBNAILS, prune
@@ -121,7 +122,9 @@ class Worker(threading.Thread):
         self._scan()  # what changed while the service was down
         while not self._halt.is_set():
             try:
-                if not self._step():
+                with reporting(ActivityProgress(self.engine.activity)):  # a build's wait shows on the page
+                    stepped = self._step()
+                if not stepped:
                     self._halt.wait(0.2)
             except Exception:  # one bad event or file must not end the service
                 log.exception("worker step failed; going on")
@@ -157,7 +160,7 @@ class Worker(threading.Thread):
             return self._read_some()
         if self._query_towers_due:
             return self._prepare_query_towers()
-        self.engine.activity.state, self.engine.activity.phase = "idle", None
+        self.engine.activity.state, self.engine.activity.phase, self.engine.activity.note = "idle", None, None
         return False
 
     def _busy(self) -> bool:

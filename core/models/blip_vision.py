@@ -40,6 +40,7 @@ from imgsearch.models.blip_decoder import is_quantized, use_int8_decoder
 from imgsearch.models.blip_decoder import measure as measure_decoder
 from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize, staged, timed
 from imgsearch.models.onnx_image import BLIP_FOLDER, OnnxImageTower, read_choice, write_choice
+from imgsearch.progress import waiting
 from imgsearch.models.text_export import read_meta_file
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,9 @@ def _ensure(model: Any, processor: Any, runtime: Any, model_id: str, folder: Pat
     """The export's meta, built now; a failed build is recorded (never retried for this model)
     and costs only speed."""
     try:
-        return _build(model, processor, runtime, model_id, folder, role)
+        use = "captions" if role == "captioner" else "reranking"
+        with waiting(f"building a faster vision tower for {use} on this CPU, once for this model"):
+            return _build(model, processor, runtime, model_id, folder, role)
     except Exception as exc:  # an exporter limit or a missing package must not stop captioning
         log.warning("BLIP vision tower not exported to ONNX (%s); torch runs it.", exc)
         meta = {"format": FORMAT, "model": model_id, "error": f"{type(exc).__name__}: {exc}", "variants": {}}

@@ -55,6 +55,7 @@ from imgsearch.models.onnx_image import (
     read_meta,
     write_choice,
 )
+from imgsearch.progress import waiting
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,8 @@ def _ensure(clip: Any, index_dir: Path, check_fp32: bool = False) -> dict[str, A
         return meta
     folder = export_folder(index_dir)
     try:
-        return _build(clip, folder, check_fp32)
+        with waiting("building a faster image encoder for this CPU, once for this model"):
+            return _build(clip, folder, check_fp32)
     except Exception as exc:  # an exporter limit or a missing package must not stop indexing
         log.warning("CLIP image tower not exported to ONNX (%s); pictures are embedded by torch.", exc)
         meta = {"format": FORMAT, "clip_model": clip.model_id, "error": f"{type(exc).__name__}: {exc}",

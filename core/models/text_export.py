@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from imgsearch.progress import waiting
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def ensure_text_export(clip: Any, index_dir: Path) -> bool:
     try:
         with build_lock(export_folder(index_dir)):  # not beside another process adding its int8 variant
             if not is_current(index_dir, clip.model_id):  # another process may have just written it
-                _export(clip, export_folder(index_dir))
+                with waiting("preparing the query encoder for fast searches, once for this model"):
+                    _export(clip, export_folder(index_dir))
         return True
     except Exception as exc:  # an exporter limit or a missing package must not stop indexing
         log.warning("CLIP text encoder not exported for fast queries (%s); queries load CLIP instead.", exc)
@@ -320,7 +322,8 @@ def ensure_text_int8(index_dir: Path, clip_id: str, prompts: list[str]) -> dict[
             return meta["int8"]
         started = time.perf_counter()
         try:
-            record = _build_int8(folder, meta, prompts)
+            with waiting("building a faster query encoder for this CPU, once for this model"):
+                record = _build_int8(folder, meta, prompts)
         except Exception as exc:  # an ONNX Runtime limit: the fp32 graph serves as before
             log.warning("CLIP text encoder: no int8 variant (%s)", exc)
             record = {"admitted": False, "why": f"not built: {type(exc).__name__}: {exc}"}

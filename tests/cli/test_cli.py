@@ -167,3 +167,28 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
     for sub in ("add", "list", "show", "remove"):
         code, out, _ = _run("concept", sub, "--help")
         assert code == 0 and "Usage" in out and f"concept {sub}" in readme
+
+
+def test_a_wait_inside_a_phase_is_printed_above_the_bars_with_its_time() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from imgsearch.cli.output import RichProgress
+    from imgsearch.progress import reporting, waiting
+
+    printed = StringIO()
+    with Progress(console=Console(file=printed, width=200)) as bars:
+        progress = RichProgress(bars)
+        progress.phase("vectors", 10)
+        with reporting(progress), waiting("building a faster image encoder for this CPU, once for this model"):
+            pass
+        progress.advance(10)
+    lines = printed.getvalue().splitlines()
+    said = next(i for i, line in enumerate(lines) if "Building a faster image encoder" in line)
+    assert lines[said].strip() == "Building a faster image encoder for this CPU, once for this model..."
+    assert lines[said + 1].strip() == "done in 0 s"
+    quiet = RichProgress(None)  # --json, no terminal: nothing drawn, nothing said
+    quiet.note("building")
+    quiet.note(None)

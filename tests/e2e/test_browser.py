@@ -798,11 +798,15 @@ def test_a_stopped_service_is_said_plainly_and_the_results_stay(page, service: S
 
 
 def test_the_progress_bar_counts_the_whole_job(page, service: Service) -> None:
-    """The service reports one batch at a time (32 of 46, then 0 of 14): the bar adds them up."""
+    """The service reports one batch at a time (32 of 46, then 0 of 14): the bar adds them up; a
+    one-off wait within a phase (a build) is said beside it."""
     real = _status(service.url)
     answers = [
         {"activity": {"state": "events", "phase": "vectors", "done": 20, "total": 32, "queued": 14}},
         {"activity": {"state": "events", "phase": "vectors", "done": 5, "total": 14, "queued": 0}},
+        {"activity": {"state": "captions", "phase": "captions", "done": 0, "total": 32, "queued": 0,
+                      "note": "building a faster vision tower for captions on this CPU, once for this model"},
+         "pending_captions": 46},
         {"activity": {"state": "captions", "phase": "captions", "done": 10, "total": 32, "queued": 0},
          "pending_captions": 36},
         {"activity": {"state": "captions", "phase": "captions", "done": 2, "total": 14, "queued": 0},
@@ -818,6 +822,8 @@ def test_the_progress_bar_counts_the_whole_job(page, service: Service) -> None:
     bar = page.locator("#status-progress")
     for value, maximum, text in [(20, 46, "Indexing changed pictures: 20 of 46, 14 more waiting"),
                                  (37, 46, "Indexing changed pictures: 37 of 46"),
+                                 (0, 46, "Writing captions: 0 of 46 (building a faster vision tower for captions "
+                                         "on this CPU, once for this model…)"),
                                  (10, 46, "Writing captions: 10 of 46"),
                                  (34, 46, "Writing captions: 34 of 46")]:
         page.locator("#status-text", has_text=text).wait_for(timeout=10_000)

@@ -1016,10 +1016,16 @@ function progressOf(status) {
   const total = a.total == null ? null
     : kind === "captions" ? done + (status.pending_captions ?? Math.max(0, a.total - a.done))
     : job.base + a.total + (a.queued ?? 0);
-  return { state: a.state, phase: a.phase, done, total: total == null ? null : Math.max(total, done), queued: a.queued ?? 0 };
+  return { state: a.state, phase: a.phase, done, total: total == null ? null : Math.max(total, done), queued: a.queued ?? 0,
+           note: a.note ?? null };
 }
 
 function activityText(p) {
+  const text = phaseText(p);
+  return p.note ? `${text} (${p.note}…)` : text;  // a one-off wait within the phase: a build, say
+}
+
+function phaseText(p) {
   const of = p.total != null ? `${p.done} of ${p.total}` : null;
   const waiting = p.queued ? `, ${p.queued} more waiting` : "";
   switch (p.state) {
