@@ -38,6 +38,7 @@ import torch
 from imgsearch.errors import ConfigError
 from imgsearch.models.blip_decoder import is_quantized, use_int8_decoder
 from imgsearch.models.blip_decoder import measure as measure_decoder
+from imgsearch.models.export_attention import swap_blip_vision_attention
 from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize, staged, timed
 from imgsearch.models.onnx_image import BLIP_FOLDER, OnnxImageTower, read_choice, write_choice
 from imgsearch.progress import waiting
@@ -178,6 +179,7 @@ def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path
         pixels = processor(images=calibration_images(size, CALIBRATION), return_tensors="pt").pixel_values.float()
         tower = _FloatVision(model.vision_model)
         reference, torch_fp32_s = timed(tower.states, pixels.numpy(), BATCH)
+        swap_blip_vision_attention(tower.vision)  # after the reference: checked against transformers' own
         _export(tower, pixels[:2], tmp / "fp32.onnx")
         quantize(tmp / "fp32.onnx", tmp / FILE)
         (tmp / "fp32.onnx").unlink()
@@ -219,12 +221,14 @@ class _FloatVision(torch.nn.Module):
 
 
 def _export(tower: _FloatVision, sample: torch.Tensor, path: Path) -> None:
-    """Traced with gradients on, as `image_export._export`: the fused attention has no ONNX form."""
+    """Traced with gradients on, as `image_export._export` (a tower that still has torch's fused
+    attention exports its math); the swapped attention is ONNX Runtime's (com.microsoft opset)."""
     tower.requires_grad_(True)
     with warnings.catch_warnings(), torch.enable_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(tower, (sample,), str(path), input_names=["pixels"], output_names=["states"],
-                          opset_version=17, dynamo=False, dynamic_axes={"pixels": {0: "n"}, "states": {0: "n"}})
+                          opset_version=17, dynamo=False, dynamic_axes={"pixels": {0: "n"}, "states": {0: "n"}},
+                          custom_opsets={"com.microsoft": 1})
 
 
 def admit_states(reference: np.ndarray, states: np.ndarray, thresholds: dict[str, float] | None = None) -> dict[str, Any]:

@@ -269,11 +269,11 @@ def _export(tower: _FloatTower, sample: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings(), torch.enable_grad():  # the exporter's notes are for its developers
         warnings.simplefilter("ignore")
         torch.onnx.export(tower, (sample,), str(path), input_names=["pixels"], output_names=["vectors"],
-                          opset_version=17, dynamo=False,
+                          opset_version=17, dynamo=False, custom_opsets={"com.microsoft": 1},  # `attend`'s node
                           dynamic_axes={"pixels": {0: "n"}, "vectors": {0: "n"}})
 
 
-def quantize(source: Path, target: Path, extra_options: dict[str, Any] | None = None) -> None:
+def quantize(source: Path, target: Path) -> None:
     """Dynamic int8: weights of MatMul/Gemm quantized per output channel ahead of time, their
     inputs per batch at run time; no calibration data. Convolutions stay fp32 (in a ViT only the
     patch embedding is one). reduce_range (7-bit weights): on a CPU without VNNI, int8 products
@@ -281,8 +281,10 @@ def quantize(source: Path, target: Path, extra_options: dict[str, Any] | None = 
     on ViT-B-32-256 (random weights, AVX2 EPYC): without it cosine to fp32 min 0.985 / mean 0.990
     (refused), with it 0.9997 / 0.9997 and faster; uint8 weights 0.9998 but slower. Through
     `weight_quantize`: ONNX Runtime's quantizer, its per-channel loop vectorized (the same graph;
-    BLIP's vision tower 14.5 -> 6.3 s here). `extra_options`: ONNX Runtime's own (a graph it
-    has already optimised needs its `DefaultTensorType`)."""
+    BLIP's vision tower 14.5 -> 6.3 s here). Every tensor it cannot type (the output of a fused
+    node such as `export_attention.attend`'s, or of a graph ONNX Runtime has already optimised)
+    is fp32, as all of these graphs compute."""
+    import onnx
     from onnxruntime.quantization import QuantType
 
     from imgsearch.models.weight_quantize import quantize_dynamic
@@ -292,7 +294,8 @@ def quantize(source: Path, target: Path, extra_options: dict[str, Any] | None = 
     root.addFilter(quiet)
     try:
         quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
-                         reduce_range=True, weight_type=QuantType.QInt8, extra_options=extra_options)
+                         reduce_range=True, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.removeFilter(quiet)
 

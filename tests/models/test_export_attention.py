@@ -1,6 +1,8 @@
 """The export-friendly self-attention: a small open_clip ViT (random weights, real modules) gives the
 same vectors with it, in torch and through ONNX Runtime, its graph loses the packed projection's
-copies, and calls it does not reproduce go to the original module."""
+copies and has each block's attention as ONNX Runtime's fused node, and calls it does not reproduce
+go to the original module; a small BLIP vision tower gives the same states with its attention
+exported the same way."""
 
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ def test_the_onnx_graph_reproduces_open_clip_without_the_packed_copies(vit: Visi
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert ops["plain"].count("Gather") > ops["swapped"].count("Gather")
     assert ops["swapped"].count("Transpose") < ops["plain"].count("Transpose")
+    assert ops["swapped"].count("MultiHeadAttention") == 2 and "Softmax" not in ops["swapped"]  # one node a block
 
 
 def test_calls_it_does_not_reproduce_go_to_the_original(vit: VisionTransformer) -> None:
@@ -77,3 +80,37 @@ def test_what_it_cannot_reproduce_is_left_alone(change: str) -> None:
     holder = nn.Sequential(mha)
     assert not plain_self_attention(mha)
     assert swap_self_attention(holder) == 0 and holder[0] is mha
+
+
+@pytest.fixture(scope="module")
+def blip_vision() -> nn.Module:
+    from transformers import BlipVisionConfig, BlipVisionModel
+
+    torch.manual_seed(0)
+    config = BlipVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=48, patch_size=8)
+    return BlipVisionModel(config).eval()
+
+
+def test_blip_vision_attention_exports_as_one_fused_node_with_the_same_states(blip_vision: nn.Module,
+                                                                             tmp_path: Path) -> None:
+    """transformers' BLIP vision tower (random weights) gives the same states with its attention
+    swapped, in torch and through ONNX Runtime, where each layer's attention is one node."""
+    import onnx
+    import onnxruntime
+    from imgsearch.models.blip_vision import _export, _FloatVision
+    from imgsearch.models.export_attention import BlipSelfAttention, swap_blip_vision_attention
+
+    pixels = torch.randn(3, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    tower = _FloatVision(blip_vision)
+    want = tower.states(pixels.numpy())
+    assert swap_blip_vision_attention(tower.vision) == 2
+    assert all(isinstance(layer.self_attn, BlipSelfAttention) for layer in tower.vision.encoder.layers)
+    np.testing.assert_allclose(tower.states(pixels.numpy()), want, atol=1e-5)
+    _export(tower, pixels[:2], tmp_path / "vision.onnx")
+    nodes = onnx.load(str(tmp_path / "vision.onnx")).graph.node
+    fused = [n for n in nodes if n.op_type == "MultiHeadAttention"]
+    assert len(fused) == 2 and {n.domain for n in fused} == {"com.microsoft"}
+    assert not [n for n in nodes if n.op_type == "Softmax"]  # no attention left outside the fused node
+    session = onnxruntime.InferenceSession(str(tmp_path / "vision.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"pixels": pixels.numpy()})[0], want, atol=1e-4)

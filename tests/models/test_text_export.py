@@ -249,7 +249,7 @@ def test_int8_variant_refused_or_failed_leaves_the_fp32_graph_serving(
 
     assert ensure_text_export(clip, tmp_path)
 
-    def broken(source: Path, target: Path, extra_options: object = None) -> None:
+    def broken(source: Path, target: Path) -> None:
         raise RuntimeError("quantizer broke")
 
     monkeypatch.setattr(image_export, "quantize", broken)
