@@ -65,7 +65,8 @@ class RichProgress:
             self._waiting = time.monotonic()
             self._progress.console.print(Text(f"{text[0].upper()}{text[1:]}...", style="dim"))
         elif self._waiting is not None:
-            self._progress.console.print(Text(f"  done in {time.monotonic() - self._waiting:.0f} s", style="dim"))
+            took = time.monotonic() - self._waiting
+            self._progress.console.print(Text(f"  done in {took:.0f} s", style="dim"))
             self._waiting = None
 
     def done(self) -> None:

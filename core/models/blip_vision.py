@@ -41,8 +41,8 @@ from imgsearch.models.blip_decoder import measure as measure_decoder
 from imgsearch.models.export_attention import swap_blip_vision_attention
 from imgsearch.models.image_export import THRESHOLDS, build_lock, calibration_images, quantize, staged, timed
 from imgsearch.models.onnx_image import BLIP_FOLDER, OnnxImageTower, read_choice, write_choice
-from imgsearch.progress import waiting
 from imgsearch.models.text_export import read_meta_file
+from imgsearch.progress import waiting
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,8 @@ def _export(tower: _FloatVision, sample: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings(), torch.enable_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(tower, (sample,), str(path), input_names=["pixels"], output_names=["states"],
-                          opset_version=17, dynamo=False, dynamic_axes={"pixels": {0: "n"}, "states": {0: "n"}},
-                          custom_opsets={"com.microsoft": 1})
+                          opset_version=17, dynamo=False, custom_opsets={"com.microsoft": 1},
+                          dynamic_axes={"pixels": {0: "n"}, "states": {0: "n"}})
 
 
 def admit_states(reference: np.ndarray, states: np.ndarray, thresholds: dict[str, float] | None = None) -> dict[str, Any]:

@@ -27,6 +27,8 @@ a build that fails costs speed only (the tower stays with torch).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -90,9 +92,9 @@ class _Attend(torch.autograd.Function):
         return mixed.transpose(1, 2).reshape(batch, tokens, width)
 
     @staticmethod
-    def symbolic(g: object, q: object, k: object, v: object, heads: int, scale: float) -> object:
-        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads, scale_f=scale)  # type: ignore[attr-defined]
-        out.setType(q.type())  # type: ignore[attr-defined]  # (batch, tokens, width) like q
+    def symbolic(g: Any, q: Any, k: Any, v: Any, heads: int, scale: float) -> Any:  # the exporter's graph
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads, scale_f=scale)
+        out.setType(q.type())  # (batch, tokens, width), like q
         return out
 
 
@@ -104,7 +106,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale:
 
 class BlipSelfAttention(nn.Module):
     """BLIP's vision self-attention (packed q/k/v projection, `projection` out), its weights
-    copied (fp32), exported through `attend`: same call and result as transformers' module."""
+    copied (fp32), exported through `attend`: same call and states as transformers' module (no
+    attention weights returned)."""
 
     def __init__(self, attention: nn.Module) -> None:
         super().__init__()

@@ -269,7 +269,7 @@ def _export(tower: _FloatTower, sample: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings(), torch.enable_grad():  # the exporter's notes are for its developers
         warnings.simplefilter("ignore")
         torch.onnx.export(tower, (sample,), str(path), input_names=["pixels"], output_names=["vectors"],
-                          opset_version=17, dynamo=False, custom_opsets={"com.microsoft": 1},  # `attend`'s node
+                          opset_version=17, dynamo=False, custom_opsets={"com.microsoft": 1},  # `attend`
                           dynamic_axes={"pixels": {0: "n"}, "vectors": {0: "n"}})
 
 
