@@ -33,6 +33,16 @@ import torch
 from torch import nn
 
 
+def _projections(weight: torch.Tensor, bias: torch.Tensor) -> tuple[nn.Linear, nn.Linear, nn.Linear]:
+    """A packed q/k/v projection (rows: q's, then k's, then v's) as three fp32 Linear layers."""
+    width = weight.shape[1]
+    layers = tuple(nn.Linear(width, width) for _ in range(3))
+    for i, linear in enumerate(layers):
+        linear.weight.data.copy_(weight.detach()[i * width:(i + 1) * width].float())
+        linear.bias.data.copy_(bias.detach()[i * width:(i + 1) * width].float())
+    return layers  # type: ignore[return-value]
+
+
 class SelfAttention(nn.Module):
     """`nn.MultiheadAttention`'s self-attention, its weights copied (fp32), same call and result."""
 
@@ -40,11 +50,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         width, heads = mha.embed_dim, mha.num_heads
         self.heads, self.scale = heads, (width // heads) ** -0.5
-        weight, bias = mha.in_proj_weight.detach().float(), mha.in_proj_bias.detach().float()
-        self.q, self.k, self.v = (nn.Linear(width, width) for _ in range(3))
-        for i, linear in enumerate((self.q, self.k, self.v)):  # rows: q's, then k's, then v's
-            linear.weight.data.copy_(weight[i * width:(i + 1) * width])
-            linear.bias.data.copy_(bias[i * width:(i + 1) * width])
+        self.q, self.k, self.v = _projections(mha.in_proj_weight, mha.in_proj_bias)
         self.out = nn.Linear(width, width)
         self.out.load_state_dict({k: v.float() for k, v in mha.out_proj.state_dict().items()})
         self.original = mha  # for calls it does not reproduce
@@ -113,11 +119,7 @@ class BlipSelfAttention(nn.Module):
         super().__init__()
         width, heads = int(attention.embed_dim), int(attention.num_heads)
         self.heads, self.scale = heads, float(attention.scale)
-        weight, bias = attention.qkv.weight.detach().float(), attention.qkv.bias.detach().float()
-        self.q, self.k, self.v = (nn.Linear(width, width) for _ in range(3))
-        for i, linear in enumerate((self.q, self.k, self.v)):  # rows: q's, then k's, then v's
-            linear.weight.data.copy_(weight[i * width:(i + 1) * width])
-            linear.bias.data.copy_(bias[i * width:(i + 1) * width])
+        self.q, self.k, self.v = _projections(attention.qkv.weight, attention.qkv.bias)
         self.projection = nn.Linear(width, width)
         self.projection.load_state_dict({k: v.float() for k, v in attention.projection.state_dict().items()})
 
