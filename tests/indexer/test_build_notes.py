@@ -84,3 +84,17 @@ def test_an_index_run_says_each_build_inside_the_phase_that_waits_for_it(tmp_pat
     again = Recorder()
     run_index(settings, [shapes_folder], captions=True, texts=False, progress=again)
     assert again.notes() == []  # built once: a later run waits for nothing
+
+
+def test_the_service_activity_carries_a_wait_until_it_ends_or_the_phase_changes() -> None:
+    from imgsearch.service.engine import Activity, ActivityProgress
+
+    activity = Activity()
+    progress = ActivityProgress(activity)
+    progress.phase("captions", 32)
+    with reporting(progress), waiting("building a faster vision tower for captions on this CPU"):
+        assert activity.as_json()["note"] == "building a faster vision tower for captions on this CPU"
+    assert activity.note is None
+    progress.note("a wait a failed run left open")
+    progress.phase("text", 4)
+    assert activity.as_json()["note"] is None
