@@ -169,15 +169,20 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert code == 0 and "Usage" in out and f"concept {sub}" in readme
 
 
-def test_a_wait_inside_a_phase_is_printed_above_the_bars_with_its_time() -> None:
+def test_a_wait_inside_a_phase_is_printed_above_the_bars_with_its_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from io import StringIO
+    from types import SimpleNamespace
 
     from rich.console import Console
     from rich.progress import Progress
 
+    from imgsearch.cli import output
     from imgsearch.cli.output import RichProgress
     from imgsearch.progress import reporting, waiting
 
+    clock = iter([100.0, 117.4])  # the wait's start and end, as the note reads them: no real clock
+    monkeypatch.setattr(output, "time", SimpleNamespace(monotonic=lambda: next(clock)))
     printed = StringIO()
     with Progress(console=Console(file=printed, width=200)) as bars:
         progress = RichProgress(bars)
@@ -188,7 +193,7 @@ def test_a_wait_inside_a_phase_is_printed_above_the_bars_with_its_time() -> None
     lines = printed.getvalue().splitlines()
     said = next(i for i, line in enumerate(lines) if "Building a faster image encoder" in line)
     assert lines[said].strip() == "Building a faster image encoder for this CPU, once for this model..."
-    assert lines[said + 1].strip() == "done in 0 s"
+    assert lines[said + 1].strip() == "done in 17 s"
     quiet = RichProgress(None)  # --json, no terminal: nothing drawn, nothing said
     quiet.note("building")
     quiet.note(None)
