@@ -290,7 +290,7 @@ def clip_phase_task(args: dict[str, Any]) -> dict[str, Any]:
     does), then time the CLIP phase of an index run with no captions and no text reading."""
     start = time.perf_counter()
     from imgsearch.indexer import index
-    from imgsearch.models import Models
+    from imgsearch.models import Models, freeze_what_loads_make
     from imgsearch.settings import Settings
     from imgsearch.stores import open_stores
 
@@ -301,6 +301,7 @@ def clip_phase_task(args: dict[str, Any]) -> dict[str, Any]:
     home = Path(args["home"])
     shutil.rmtree(home, ignore_errors=True)
     settings = Settings(home=home, **args["settings"])
+    freeze_what_loads_make()  # as `imgsearch index` says (cli.options.start_up_done): a process of one run
     models = Models(settings)
     loads = load_timed(models, "clip")
     t = time.perf_counter()

@@ -40,8 +40,12 @@ def start_up_done() -> None:
     """Turn the garbage collector back on once the command's start-up (its imports) is over, with
     what the start-up made set aside (frozen), so later collections do not walk it again: a long
     command (an index run, the service) collects as usual. A no-op where `app.main` did not turn
-    it off (tests, the library called directly)."""
+    it off (tests, the library called directly). A model loaded later is frozen once loaded, as
+    the start-up is: this process keeps it until it exits."""
     if not gc.isenabled():
+        from imgsearch.models import freeze_what_loads_make
+
+        freeze_what_loads_make()
         gc.freeze()
         gc.enable()
 

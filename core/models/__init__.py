@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 # the captioner while a query loads the ITM model broke one of them ("Cannot copy out of meta
 # tensor"). It also makes two threads asking for the same model load it once.
 _LOADING = threading.RLock()
+_FREEZE_LOADS = False
+
+
+def freeze_what_loads_make() -> None:
+    """Say that this process keeps its models until it exits (one CLI command, the service): what
+    a load makes is then frozen out of the cyclic collector's reach. Unfrozen, the first full
+    collection after CLIP's load walked its ~450k objects, 0.4 s holding the GIL while the
+    decoders waited for it, at the start of the index run's CLIP phase (2-core AMD EPYC,
+    AVX512-BF16, 40 × 12 MP photos). Not the default: a process that makes many `Models` (the
+    tests, a library user) would keep each one's reference cycles for good."""
+    global _FREEZE_LOADS
+    _FREEZE_LOADS = True
 
 
 class Models:
@@ -126,12 +138,14 @@ def _collector_paused() -> Iterator[None]:
     """A model's load imports torch and open_clip (or transformers) and builds its modules: ~450k
     objects, none of them garbage, that the cyclic collector walks again and again while they are
     made (0.5-0.7 s of the ~7.5 s that `import torch, open_clip` takes on a 2-core AVX2 EPYC). Off
-    meanwhile, back on after where it was on. Not frozen after: a process that makes many `Models`
-    (the tests, a library user) would keep each one's reference cycles for good."""
+    meanwhile, back on after where it was on; frozen after where the process asked
+    (`freeze_what_loads_make`)."""
     was_on = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if _FREEZE_LOADS:
+            gc.freeze()
         if was_on:
             gc.enable()

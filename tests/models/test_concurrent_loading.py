@@ -53,6 +53,32 @@ def test_a_load_pauses_the_collector_and_leaves_it_as_it_found_it() -> None:
         gc.enable()
 
 
+def test_a_process_that_keeps_its_models_has_what_a_load_makes_frozen(monkeypatch) -> None:
+    """The CLI's start-up (`options.start_up_done`, with the collector off as `app.main` leaves it)
+    says the process keeps its models: what a load makes is then frozen, so no later collection
+    walks it (0.4 s holding the GIL at the start of an index run's CLIP phase). A process that did
+    not say so (the tests, a library user) keeps a load's objects collectable."""
+    import imgsearch.models as models_module
+    from imgsearch.cli.options import start_up_done
+
+    monkeypatch.setattr(models_module, "_FREEZE_LOADS", False)
+    try:
+        kept = [Models(Settings(models="tiny")) for _ in range(2)]  # what they load lives on
+        before = gc.get_freeze_count()
+        kept[0]._get("probe", lambda: [[] for _ in range(1000)])
+        assert gc.get_freeze_count() < before + 1000, "a load frozen where the process did not ask"
+        gc.disable()
+        start_up_done()
+        assert gc.isenabled() and models_module._FREEZE_LOADS
+        before = gc.get_freeze_count()
+        kept[1]._get("probe", lambda: [[] for _ in range(1000)])
+        assert gc.get_freeze_count() >= before + 1000, "what the load made is not frozen"
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def _red_circle():
     from PIL import Image, ImageDraw
 
