@@ -10,13 +10,20 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from transformers import BlipConfig, BlipForConditionalGeneration, BlipForImageTextRetrieval
 from transformers.models.blip.modeling_blip import BlipAttention
 from transformers.models.blip.modeling_blip_text import BlipTextSelfAttention
 
+from imgsearch.models import blip_attention
 from imgsearch.models.blip import load_captioner, load_itm
-from imgsearch.models.blip_attention import AbsorbedCrossAttention, FusedVisionAttention, absorb_cross_attention
+from imgsearch.models.blip_attention import (
+    AbsorbedCrossAttention,
+    FusedVisionAttention,
+    absorb_cross_attention,
+    attend_pictures,
+)
 from imgsearch.models.profiles import resolve_profile
 from imgsearch.models.runtime import Runtime
 from imgsearch.settings import Settings
@@ -114,6 +121,42 @@ def test_fused_vision_states_are_upstreams() -> None:
     fused = itm.vision_states(_pictures())
     _vision_upstream(itm.model.vision_model)
     torch.testing.assert_close(fused, itm.vision_states(_pictures()), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_attention_picture_by_picture_is_the_fused_kernels(dtype: torch.dtype, rtol: float) -> None:
+    """The per-picture form (scores in reused buffers) computes what the fused kernel does, for
+    every picture of a batch; in bf16 within its rounding (both against the fp32 result)."""
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(5, 4, 50, 16) for _ in range(3))
+    exact = F.scaled_dot_product_attention(q, k, v, scale=0.25)
+    with torch.inference_mode():
+        apart = attend_pictures(q.to(dtype), k.to(dtype), v.to(dtype), 0.25).float()
+        fused = F.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype), scale=0.25).float()
+    assert float((apart - exact).norm() / exact.norm()) < rtol
+    if dtype == torch.float32:
+        torch.testing.assert_close(apart, fused, rtol=0, atol=1e-5)
+    else:  # no worse than the fused kernel's own rounding
+        assert float((apart - exact).norm()) < 2 * float((fused - exact).norm())
+
+
+def test_vision_states_picture_by_picture_are_upstreams(monkeypatch) -> None:
+    """Where the per-picture form measured faster (forced here), the vision states are still
+    upstream's; the measurement itself is taken once per shape and kept."""
+    itm = load_itm(resolve_profile(Settings(models="tiny")).itm, Runtime("cpu", torch.float32))
+    vision = itm.model.vision_model
+    monkeypatch.setattr(blip_attention, "_PER_PICTURE", {})
+    itm.vision_states(_pictures())  # measures on first use, for this shape
+    heads = vision.config.num_attention_heads
+    shape = (heads, _tokens(itm), vision.config.hidden_size // heads)
+    assert list(blip_attention._PER_PICTURE) == [(shape, torch.float32, torch.get_num_threads())]
+    key = next(iter(blip_attention._PER_PICTURE))
+    blip_attention._PER_PICTURE[key] = True
+    apart = itm.vision_states(_pictures())
+    blip_attention._PER_PICTURE[key] = False
+    torch.testing.assert_close(apart, itm.vision_states(_pictures()), rtol=0, atol=1e-4)
+    _vision_upstream(vision)
+    torch.testing.assert_close(apart, itm.vision_states(_pictures()), rtol=0, atol=1e-4)
 
 
 def test_fused_vision_states_in_bf16_differ_from_upstream_by_rounding_only() -> None:
