@@ -40,8 +40,9 @@ BF16_FASTER = 0.8
 @functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
     """Whether torch's bf16 matrix products on this CPU are measurably faster than fp32: oneDNN
-    must support bf16 here, and a (256 x 768) x (768 x 768) product, timed both ways in turns
-    (best of 5, ~15 ms in all, once per process), must take at most BF16_FASTER of fp32's time."""
+    must support bf16 here, and a (256 x 768) x (768 x 768) product, timed both ways in turns on
+    one thread (best of 5, ~50 ms in all, once per process), must take at most BF16_FASTER of
+    fp32's time."""
     if not onednn_has_bf16():
         return False
     ratio = bf16_speed_ratio()
@@ -59,19 +60,28 @@ def onednn_has_bf16() -> bool:
 
 
 def bf16_speed_ratio(rounds: int = 5) -> float:
-    """Best bf16 time over best fp32 time of the same linear layer (torch's threads, as the
-    models run)."""
+    """Best bf16 time over best fp32 time of the same linear layer, on one thread: the kernels'
+    speed, which is what differs between precisions. On all of torch's threads a product this
+    small waits for the scheduler whenever other programs load the CPU, and the ratio said
+    nothing: 0.09-0.94 with two busy processes beside it on a 2-core AVX512-BF16 EPYC (where a
+    quiet CPU measures 0.28-0.34), so a busy machine could run a whole index in fp32 at a third
+    of the speed; on one thread 0.25-0.32 busy, 0.28-0.30 quiet."""
     x = torch.randn(256, 768)
     pairs = {dt: (torch.nn.Linear(768, 768).to(dt), x.to(dt)) for dt in (torch.float32, torch.bfloat16)}
     best = dict.fromkeys(pairs, float("inf"))
-    with torch.inference_mode():
-        for layer, inp in pairs.values():
-            layer(inp)  # first call: oneDNN picks and caches its kernel
-        for _ in range(rounds):
-            for dt, (layer, inp) in pairs.items():
-                t = time.perf_counter()
-                layer(inp)
-                best[dt] = min(best[dt], time.perf_counter() - t)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            for layer, inp in pairs.values():
+                layer(inp)  # first call: oneDNN picks and caches its kernel
+            for _ in range(rounds):
+                for dt, (layer, inp) in pairs.items():
+                    t = time.perf_counter()
+                    layer(inp)
+                    best[dt] = min(best[dt], time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(threads)
     return best[torch.bfloat16] / best[torch.float32]
 
 

@@ -36,5 +36,15 @@ def test_auto_takes_bf16_only_where_it_measured_faster(monkeypatch: pytest.Monke
 
 
 def test_the_measurement_times_both_precisions_on_this_cpu() -> None:
-    ratio = runtime.bf16_speed_ratio(rounds=2)
+    """Timed on one thread (steady when other programs load the CPU); torch's threads are as
+    they were after it, for the models."""
+    threads = torch.get_num_threads()
+    seen: list[int] = []
+    original = torch.nn.Linear.forward
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.nn.Linear, "forward",
+                      lambda self, x: seen.append(torch.get_num_threads()) or original(self, x))
+        ratio = runtime.bf16_speed_ratio(rounds=2)
     assert math.isfinite(ratio) and ratio > 0
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == threads
