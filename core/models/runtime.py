@@ -63,9 +63,9 @@ def bf16_speed_ratio(rounds: int = 5) -> float:
     """Best bf16 time over best fp32 time of the same linear layer, on one thread: the kernels'
     speed, which is what differs between precisions. On all of torch's threads a product this
     small waits for the scheduler whenever other programs load the CPU, and the ratio said
-    nothing: 0.09-0.94 with two busy processes beside it on a 2-core AVX512-BF16 EPYC (where a
-    quiet CPU measures 0.28-0.34), so a busy machine could run a whole index in fp32 at a third
-    of the speed; on one thread 0.25-0.32 busy, 0.28-0.30 quiet."""
+    nothing: 0.09-1.08 with two busy processes beside it on a 2-core AVX512-BF16 EPYC (where a
+    quiet CPU measures 0.23-0.35), so a busy machine could run a whole index in fp32 at a third
+    of the speed; on one thread 0.14-0.32 busy, 0.26-0.30 quiet."""
     x = torch.randn(256, 768)
     pairs = {dt: (torch.nn.Linear(768, 768).to(dt), x.to(dt)) for dt in (torch.float32, torch.bfloat16)}
     best = dict.fromkeys(pairs, float("inf"))
