@@ -43,6 +43,13 @@ def _projections(weight: torch.Tensor, bias: torch.Tensor) -> tuple[nn.Linear, n
     return layers  # type: ignore[return-value]
 
 
+def _fp32_copy(linear: nn.Linear) -> nn.Linear:
+    """A Linear layer's weights and bias copied into a new fp32 one."""
+    copy = nn.Linear(linear.in_features, linear.out_features)
+    copy.load_state_dict({k: v.float() for k, v in linear.state_dict().items()})
+    return copy
+
+
 class SelfAttention(nn.Module):
     """`nn.MultiheadAttention`'s self-attention, its weights copied (fp32), same call and result."""
 
@@ -51,8 +58,7 @@ class SelfAttention(nn.Module):
         width, heads = mha.embed_dim, mha.num_heads
         self.heads, self.scale = heads, (width // heads) ** -0.5
         self.q, self.k, self.v = _projections(mha.in_proj_weight, mha.in_proj_bias)
-        self.out = nn.Linear(width, width)
-        self.out.load_state_dict({k: v.float() for k, v in mha.out_proj.state_dict().items()})
+        self.out = _fp32_copy(mha.out_proj)
         self.original = mha  # for calls it does not reproduce
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, need_weights: bool = True,
@@ -117,11 +123,9 @@ class BlipSelfAttention(nn.Module):
 
     def __init__(self, attention: nn.Module) -> None:
         super().__init__()
-        width, heads = int(attention.embed_dim), int(attention.num_heads)
-        self.heads, self.scale = heads, float(attention.scale)
+        self.heads, self.scale = int(attention.num_heads), float(attention.scale)
         self.q, self.k, self.v = _projections(attention.qkv.weight, attention.qkv.bias)
-        self.projection = nn.Linear(width, width)
-        self.projection.load_state_dict({k: v.float() for k, v in attention.projection.state_dict().items()})
+        self.projection = _fp32_copy(attention.projection)
 
     def forward(self, hidden_states: torch.Tensor, **kwargs: object) -> tuple[torch.Tensor, None]:
         x = hidden_states
