@@ -13,7 +13,15 @@ import pytest
 import torch
 from imgsearch.errors import ConfigError
 from imgsearch.models import Models
-from imgsearch.models.blip_vision import FILE, OnnxVisionModel, admit_states, choose, export_folder, read_meta
+from imgsearch.models.blip_vision import (
+    FILE,
+    RUN_BATCH,
+    OnnxVisionModel,
+    admit_states,
+    choose,
+    export_folder,
+    read_meta,
+)
 from imgsearch.models.runtime import Runtime
 from imgsearch.settings import Settings
 from PIL import Image
@@ -49,6 +57,24 @@ def test_int8_match_probabilities_follow_torch(
         got, _ = onnx.score(text, onnx.vision_states(pictures))
         assert max(abs(a - b) for a, b in zip(want, got)) < 0.05, (text, want, got)
     assert (export_folder(Settings(home=tmp_path / "int8", models="tiny").index_dir, "itm") / FILE).exists()
+
+
+def test_the_int8_tower_takes_a_few_pictures_a_call(
+        tiny_models: Callable[..., Models], shapes_pictures: list[Image.Image],
+) -> None:
+    """A small batch keeps its activations in cache (`RUN_BATCH`): the session is called on
+    chunks of that many pictures, and each chunk's states are the session's own for it."""
+    itm = tiny_models("int8", image_runtime="onnx-int8").itm
+    pictures = (shapes_pictures * (RUN_BATCH + 2))[:RUN_BATCH + 2]
+    itm.vision_states(pictures[:1])  # builds the export and puts it in place
+    vision = itm.model.vision_model
+    assert isinstance(vision, OnnxVisionModel)
+    session, calls = vision.states, []
+    vision.states = lambda pixels: (calls.append(len(pixels)), session(pixels))[1]
+    states = itm.vision_states(pictures)
+    assert calls == [RUN_BATCH, 2] and states.shape[0] == len(pictures)
+    last = itm.processor(images=pictures[RUN_BATCH:], return_tensors="pt").pixel_values.numpy()
+    assert torch.equal(states[RUN_BATCH:], torch.from_numpy(session(last)).to(states.dtype))
 
 
 def test_auto_builds_only_for_a_large_run_and_status_says_what_ran(
