@@ -7,8 +7,7 @@ this file under it in a child process (`imgsearch` resolved through PYTHONPATH, 
 package is not imported), which loads the commit's captioner and ITM model on the same weights
 and photos and answers one line of JSON per command: the parent alternates it with today's code
 round by round. The child uses only what that commit and today's share: `Models`, `Settings`,
-`imaging.decode`, `Captioner.caption`, `ItmScorer.vision_states`
-and `score`.
+`imaging.decode`, `Captioner.caption`, `ItmScorer.vision_states` and `score`.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-RERANK_K = 20  # as bench.blip_runtime
+RERANK_K = 20  # the query's default --rerank-k
 QUERY = "a red car parked on a street"
 
 

@@ -22,8 +22,8 @@ from imgsearch.models.runtime import Runtime
 
 
 # Pictures through a vision tower at once: its attention holds a batch's scores (12 heads × 577²
-# a picture at 384 px; ONNX Runtime's fused node keeps them all, ~16 MB a picture in fp32). The
-# captioner's decoder takes the whole caption batch (`Settings.caption_batch_size`) at once.
+# a picture at 384 px, ~16 MB in fp32; ONNX Runtime's int8 tower is called on fewer still,
+# `blip_vision.RUN_BATCH`). The captioner's decoder takes the whole caption batch at once.
 VISION_BATCH = 16
 
 
