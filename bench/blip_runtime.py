@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .blip_today import QUERY, RERANK_K, Baseline
+from .blip_today import RERANK_K, Baseline, caption_all, cold_rerank
 from .image_runtime import machine, photos
 
 RUNTIMES = ("torch", "onnx-int8")
@@ -36,7 +36,6 @@ TODAY = "today"  # the baseline commit's column
 
 def measure(out: Path, dtype: str, files: list[Path], rounds: int,
             baseline: str | None = None) -> dict[str, Any]:
-    import torch
     from imgsearch.imaging import decode
     from imgsearch.models import Models
     from imgsearch.models.blip_vision import export_folder, read_meta
@@ -65,17 +64,13 @@ def measure(out: Path, dtype: str, files: list[Path], rounds: int,
     batch = models["torch"].settings.caption_batch_size
 
     def caption(rt: str) -> float:
-        captioner = models[rt].captioner
         t = time.perf_counter()
-        for i in range(0, len(images), batch):
-            captioner.caption(images[i:i + batch])
+        caption_all(models[rt].captioner, images, batch)
         return time.perf_counter() - t
 
     def rerank(rt: str) -> float:
-        itm = models[rt].itm
         t = time.perf_counter()
-        states = torch.cat([itm.vision_states(images[i:min(i + 16, RERANK_K)]) for i in range(0, RERANK_K, 16)])
-        itm.score(QUERY, states)
+        cold_rerank(models[rt].itm, images)
         return time.perf_counter() - t
 
     for rt in RUNTIMES:  # warm-up: oneDNN's kernels, onnxruntime's buffers

@@ -26,6 +26,22 @@ RERANK_K = 20  # the query's default --rerank-k
 QUERY = "a red car parked on a street"
 
 
+def caption_all(captioner: Any, images: list[Any], batch: int) -> None:
+    """Captions of `images`, `batch` at a time (the product's caption batch)."""
+    for i in range(0, len(images), batch):
+        captioner.caption(images[i:i + batch])
+
+
+def cold_rerank(itm: Any, images: list[Any]) -> None:
+    """What a query's rerank pays when none of its candidates' states is cached: the vision states
+    of the first RERANK_K pictures, 16 at a time (`vision_states.vision_states`), and one score."""
+    import torch
+
+    k = min(RERANK_K, len(images))
+    states = torch.cat([itm.vision_states(images[i:min(i + 16, k)]) for i in range(0, k, 16)])
+    itm.score(QUERY, states)
+
+
 class Baseline:
     """A child process serving the commit `rev`'s BLIP models, made with `settings` (Settings
     fields: models, dtype, weights' paths); `time(what)` -> seconds."""
@@ -75,7 +91,6 @@ def serve(home: Path, settings: dict[str, str], files: list[Path]) -> None:
     Its stdout carries the answers alone: whatever the libraries print goes to stderr."""
     answers, sys.stdout = sys.stdout, sys.stderr
     import imgsearch
-    import torch
     from imgsearch.imaging import decode
     from imgsearch.models import Models
     from imgsearch.settings import Settings
@@ -88,19 +103,12 @@ def serve(home: Path, settings: dict[str, str], files: list[Path]) -> None:
     captioner.caption(images[:2])  # warm-up, as today's side gets
     itm.vision_states(images[:2])
 
-    def caption() -> None:
-        for i in range(0, len(images), batch):
-            captioner.caption(images[i:i + batch])
-
-    def rerank() -> None:
-        k = min(RERANK_K, len(images))
-        states = torch.cat([itm.vision_states(images[i:min(i + 16, k)]) for i in range(0, k, 16)])
-        itm.score(QUERY, states)
-
     print(json.dumps({"imgsearch": str(Path(imgsearch.__file__).parent)}), file=answers, flush=True)
+    commands = {"captions": lambda: caption_all(captioner, images, batch),
+                "rerank": lambda: cold_rerank(itm, images)}
     for line in sys.stdin:
         t = time.perf_counter()
-        {"captions": caption, "rerank": rerank}[line.strip()]()
+        commands[line.strip()]()
         print(json.dumps({"s": time.perf_counter() - t}), file=answers, flush=True)
 
 

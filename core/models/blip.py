@@ -54,15 +54,11 @@ class Captioner:
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
         if self.vision is not None:
             self.vision.ensure()
-        states = torch.cat([self._vision_states(images[i:i + VISION_BATCH])
+        states = torch.cat([_vision_states(self, images[i:i + VISION_BATCH])
                             for i in range(0, len(images), VISION_BATCH)])
         out = generate(self.model.text_decoder, self.model.config.text_config, states, self.max_tokens)
         texts = self.processor.batch_decode(out, skip_special_tokens=True)
         return [" ".join(t.split()) for t in texts]
-
-    def _vision_states(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
-        return self.model.vision_model(pixel_values=pixels.to(self.runtime.device, self.runtime.dtype))[0]
 
 
 @dataclass
@@ -78,9 +74,7 @@ class ItmScorer:
         """(N, tokens, hidden) states of the vision encoder: what cross-attention reads."""
         if self.vision is not None:
             self.vision.ensure()
-        pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
-        x = pixels.to(self.runtime.device, self.runtime.dtype)
-        return self.model.vision_model(pixel_values=x).last_hidden_state
+        return _vision_states(self, images)
 
     @torch.inference_mode()
     def score(self, text: str, states: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -109,6 +103,13 @@ class ItmScorer:
         image_feat = F.normalize(self.model.vision_proj(states[:, 0]).float(), dim=-1)
         itc = (image_feat @ text_feat.t()).squeeze(1)
         return match.cpu().tolist(), itc.cpu().tolist()
+
+
+def _vision_states(blip: Captioner | ItmScorer, images: Sequence[Image.Image]) -> torch.Tensor:
+    """(N, tokens, hidden) states of `blip`'s vision tower (torch's or the ONNX stand-in)."""
+    pixels = blip.processor(images=list(images), return_tensors="pt").pixel_values
+    x = pixels.to(blip.runtime.device, blip.runtime.dtype)
+    return blip.model.vision_model(pixel_values=x).last_hidden_state
 
 
 def _quiet_transformers() -> None:
