@@ -4,8 +4,8 @@ admitted ONNX int8 export (`imgsearch.models.blip_vision`; the captioner's decod
 admitted and repaid, `blip_decoder`), in each precision torch can run here.
 
 Photo-like 640x480 JPEGs (`shared/peers/make_photos.py`), decoded once by the product's path;
-captions: the product's `Captioner.caption` in batches of 16 (the product's caption batch), random
-weights, so every caption runs to the 20-token cap; rerank: `ItmScorer.vision_states` of 20
+captions: the product's `Captioner.caption` in the product's caption batches (`caption_batch_size`),
+random weights, so every caption runs to the 20-token cap; rerank: `ItmScorer.vision_states` of 20
 pictures plus one `score` (what a query pays when none of its 20 candidates' states is cached).
 Torch and int8 alternate within every round; ratios are taken round by round. bfloat16 is measured
 only where oneDNN runs bf16 instructions (elsewhere it is emulated, far slower).
