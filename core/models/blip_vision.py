@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 META, FORMAT = "meta.json", 1
 VARIANT, FILE = "onnx-int8", "int8.onnx"
 CALIBRATION = 16  # pictures: 8 shapes scenes, 8 photo-like; each costs a 384 px ViT-B/16 pass three ways
-BATCH = 8  # the build's timing batches
+BATCH = 8  # the build's timing batches for torch (the int8 export is checked in calls of RUN_BATCH)
 # Pictures per ONNX Runtime call when captioning or reranking: a small batch keeps the int8
 # tower's activations in cache (base BLIP's ITM tower on a 2-core EPYC, 16 pictures, alternating:
 # 132-159 ms a picture in calls of 2 or 4, 161-171 in calls of 16); torch's tower gained nothing.
@@ -189,7 +189,9 @@ def _build(model: Any, processor: Any, runtime: Any, model_id: str, folder: Path
         _export(tower, pixels[:2], tmp / "fp32.onnx")
         quantize(tmp / "fp32.onnx", tmp / FILE)
         (tmp / "fp32.onnx").unlink()
-        states, img_s = timed(OnnxImageTower(tmp / FILE), pixels.numpy(), BATCH)
+        # checked and timed in the calls it will run in: dynamic quantization takes each
+        # activation's range over a whole call, so a call's size changes its states a little
+        states, img_s = timed(OnnxImageTower(tmp / FILE), pixels.numpy(), RUN_BATCH)
         meta: dict[str, Any] = {
             "format": FORMAT, "model": model_id, "image_size": size, "calibration": len(pixels),
             "thresholds": {k: THRESHOLDS[k] for k in ("cos_min", "cos_mean")},

@@ -22,6 +22,7 @@ from imgsearch.models.blip_vision import (
     export_folder,
     read_meta,
 )
+from imgsearch.models.onnx_image import OnnxImageTower
 from imgsearch.models.runtime import Runtime
 from imgsearch.settings import Settings
 from PIL import Image
@@ -75,6 +76,21 @@ def test_the_int8_tower_takes_a_few_pictures_a_call(
     assert calls == [RUN_BATCH, 2] and states.shape[0] == len(pictures)
     last = itm.processor(images=pictures[RUN_BATCH:], return_tensors="pt").pixel_values.numpy()
     assert torch.equal(states[RUN_BATCH:], torch.from_numpy(session(last)).to(states.dtype))
+
+
+def test_the_build_checks_the_int8_tower_in_the_calls_it_runs_in(
+        tiny_models: Callable[..., Models], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dynamic quantization takes each activation's range over a whole call: the states admitted
+    at build are the ones the tower gives in calls of `RUN_BATCH` pictures."""
+    calls: list[int] = []
+    run = OnnxImageTower.__call__
+    monkeypatch.setattr(OnnxImageTower, "__call__", lambda self, pixels: (calls.append(len(pixels)), run(self, pixels))[1])
+    models = tiny_models("int8", image_runtime="onnx-int8")
+    models.itm.vision.expect(12)
+    meta = read_meta(models.settings.index_dir, "itm")
+    assert meta is not None and meta["variants"]["onnx-int8"]["admitted"]
+    assert sum(calls) == meta["calibration"] and set(calls) == {RUN_BATCH}, calls
 
 
 def test_auto_builds_only_for_a_large_run_and_status_says_what_ran(
