@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -85,7 +86,12 @@ def test_the_build_checks_the_int8_tower_in_the_calls_it_runs_in(
     at build are the ones the tower gives in calls of `RUN_BATCH` pictures."""
     calls: list[int] = []
     run = OnnxImageTower.__call__
-    monkeypatch.setattr(OnnxImageTower, "__call__", lambda self, pixels: (calls.append(len(pixels)), run(self, pixels))[1])
+
+    def counted(self: OnnxImageTower, pixels: Any) -> Any:
+        calls.append(len(pixels))
+        return run(self, pixels)
+
+    monkeypatch.setattr(OnnxImageTower, "__call__", counted)
     models = tiny_models("int8", image_runtime="onnx-int8")
     models.itm.vision.expect(12)
     meta = read_meta(models.settings.index_dir, "itm")
