@@ -61,29 +61,8 @@ def test_int8_match_probabilities_follow_torch(
     assert (export_folder(Settings(home=tmp_path / "int8", models="tiny").index_dir, "itm") / FILE).exists()
 
 
-def test_the_int8_tower_takes_a_few_pictures_a_call(
-        tiny_models: Callable[..., Models], shapes_pictures: list[Image.Image],
-) -> None:
-    """A small batch keeps its activations in cache (`RUN_BATCH`): the session is called on
-    chunks of that many pictures, and each chunk's states are the session's own for it."""
-    itm = tiny_models("int8", image_runtime="onnx-int8").itm
-    pictures = (shapes_pictures * (RUN_BATCH + 2))[:RUN_BATCH + 2]
-    itm.vision_states(pictures[:1])  # builds the export and puts it in place
-    vision = itm.model.vision_model
-    assert isinstance(vision, OnnxVisionModel)
-    session, calls = vision.states, []
-    vision.states = lambda pixels: (calls.append(len(pixels)), session(pixels))[1]
-    states = itm.vision_states(pictures)
-    assert calls == [RUN_BATCH, 2] and states.shape[0] == len(pictures)
-    last = itm.processor(images=pictures[RUN_BATCH:], return_tensors="pt").pixel_values.numpy()
-    assert torch.equal(states[RUN_BATCH:], torch.from_numpy(session(last)).to(states.dtype))
-
-
-def test_the_build_checks_the_int8_tower_in_the_calls_it_runs_in(
-        tiny_models: Callable[..., Models], monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Dynamic quantization takes each activation's range over a whole call: the states admitted
-    at build are the ones the tower gives in calls of `RUN_BATCH` pictures."""
+def tower_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the number of pictures in every call of an ONNX Runtime image tower."""
     calls: list[int] = []
     run = OnnxImageTower.__call__
 
@@ -92,6 +71,33 @@ def test_the_build_checks_the_int8_tower_in_the_calls_it_runs_in(
         return run(self, pixels)
 
     monkeypatch.setattr(OnnxImageTower, "__call__", counted)
+    return calls
+
+
+def test_the_int8_tower_takes_a_few_pictures_a_call(
+        tiny_models: Callable[..., Models], shapes_pictures: list[Image.Image],
+        monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A small batch keeps its activations in cache (`RUN_BATCH`): the session is called on
+    chunks of that many pictures, and each chunk's states are the session's own for it."""
+    itm = tiny_models("int8", image_runtime="onnx-int8").itm
+    pictures = (shapes_pictures * (RUN_BATCH + 2))[:RUN_BATCH + 2]
+    itm.vision_states(pictures[:1])  # builds the export and puts it in place
+    vision = itm.model.vision_model
+    assert isinstance(vision, OnnxVisionModel)
+    calls = tower_calls(monkeypatch)
+    states = itm.vision_states(pictures)
+    assert calls == [RUN_BATCH, 2] and states.shape[0] == len(pictures)
+    last = itm.processor(images=pictures[RUN_BATCH:], return_tensors="pt").pixel_values.numpy()
+    assert torch.equal(states[RUN_BATCH:], torch.from_numpy(vision.states(last)).to(states.dtype))
+
+
+def test_the_build_checks_the_int8_tower_in_the_calls_it_runs_in(
+        tiny_models: Callable[..., Models], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dynamic quantization takes each activation's range over a whole call: the states admitted
+    at build are the ones the tower gives in calls of `RUN_BATCH` pictures."""
+    calls = tower_calls(monkeypatch)
     models = tiny_models("int8", image_runtime="onnx-int8")
     models.itm.vision.expect(12)
     meta = read_meta(models.settings.index_dir, "itm")
